@@ -1,0 +1,43 @@
+"""Turning what a user types (files, folders, globs) into an ordered list of TFRecord files."""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from yt8mkit.errors import BadInputError
+
+TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords")
+
+
+def resolve_sources(patterns: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """Files as given, folders expanded to their TFRecord files, globs expanded; sorted
+    within each pattern so that a store's video order is the same on every machine."""
+    files: list[str] = []
+    for pattern in patterns:
+        text = str(pattern)
+        path = Path(text)
+        if path.is_dir():
+            found = sorted(
+                str(p) for p in path.iterdir() if p.is_file() and p.name.endswith(TFRECORD_SUFFIXES)
+            )
+            if not found:
+                raise BadInputError(text, "folder holds no .tfrecord files")
+            files.extend(found)
+        elif path.is_file():
+            files.append(text)
+        elif glob.has_magic(text):
+            found = sorted(p for p in glob.glob(text) if Path(p).is_file())
+            if not found:
+                raise BadInputError(text, "pattern matches no files")
+            files.extend(found)
+        else:
+            raise BadInputError(text, "no such file or folder")
+    if not files:
+        raise BadInputError("(no input)", "empty input: no files given")
+    duplicates = {f for f in files if files.count(f) > 1}
+    if duplicates:
+        raise BadInputError(sorted(duplicates)[0], "file given more than once")
+    return files

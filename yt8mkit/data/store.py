@@ -1,0 +1,473 @@
+"""The store: a directory of raw arrays opened with memory mapping, plus ``meta.json``.
+
+Layout (n videos, F frames in all, L labels in all)::
+
+    meta.json                   StoreMeta: counts, dims, dtypes, class count, sources
+    ids.bin, ids_offsets.bin    video ids, concatenated bytes + int64 offsets (n+1)
+    video/<modality>.bin        (n, dim) video-level features, float16 by default
+    labels_indptr.bin           int64 (n+1)   CSR labels
+    labels_indices.bin          int32 (L)
+    labelled.bin                bool (n)      False for records without a `labels` key
+    frame_offsets.bin           int64 (n+1)   frame-level stores only
+    frames/<modality>.bin       (F, dim) uint8, quantized as in the TFRecords
+    folds.bin, folds.json       int8 (n) fold of each video (see folds.py)
+
+Arrays are appended to in file order while a store is written, so nothing needs to
+be known in advance and nothing is held in memory; a store exists under its name
+only once complete (written as ``.NAME.partial`` and renamed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterable
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from yt8mkit.data.quantize import dequantize
+from yt8mkit.errors import Yt8mError
+
+FORMAT_VERSION = 1
+META = "meta.json"
+
+
+class SkippedRecord(BaseModel):
+    path: str
+    record: int | None
+    what: str
+
+
+class StoreMeta(BaseModel):
+    format_version: int = FORMAT_VERSION
+    level: Literal["video", "frame"]
+    num_videos: int
+    num_classes: int
+    dims: dict[str, int]
+    video_dtype: str = "float16"
+    num_labels: int = 0
+    num_unlabelled: int = 0
+    num_frames: int = 0
+    sources: list[str] = Field(default_factory=list)
+    skipped: list[SkippedRecord] = Field(default_factory=list)
+
+
+class StoreError(Yt8mError):
+    """A store is missing, incomplete or not of a version we read."""
+
+
+def partial_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.partial")
+
+
+class Store:
+    """Read access to a complete store; every array is a read-only memory map."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        meta_path = self.path / META
+        if not meta_path.is_file():
+            if partial_path(self.path).exists():
+                raise StoreError(f"{self.path}: store is incomplete (an ingest did not finish)")
+            raise StoreError(f"{self.path}: not a store (no {META})")
+        self.meta = StoreMeta.model_validate_json(meta_path.read_text())
+        if self.meta.format_version != FORMAT_VERSION:
+            raise StoreError(
+                f"{self.path}: store format {self.meta.format_version}, "
+                f"this yt8mkit reads {FORMAT_VERSION}"
+            )
+
+    @staticmethod
+    def is_store(path: str | os.PathLike[str]) -> bool:
+        return (Path(path) / META).is_file()
+
+    # ---------------------------------------------------------------- shape
+
+    @property
+    def num_videos(self) -> int:
+        return self.meta.num_videos
+
+    @property
+    def num_classes(self) -> int:
+        return self.meta.num_classes
+
+    @property
+    def dims(self) -> dict[str, int]:
+        return dict(self.meta.dims)
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.meta.dims)
+
+    @property
+    def has_frames(self) -> bool:
+        return self.meta.level == "frame"
+
+    def __len__(self) -> int:
+        return self.num_videos
+
+    def _map(self, name: str, dtype: str | np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+        if 0 in shape:
+            return np.zeros(shape, dtype)
+        return np.memmap(self.path / name, dtype=dtype, mode="r", shape=shape)
+
+    # ---------------------------------------------------------------- ids
+
+    @cached_property
+    def _id_offsets(self) -> np.ndarray:
+        return self._map("ids_offsets.bin", np.int64, (self.num_videos + 1,))
+
+    @cached_property
+    def _id_bytes(self) -> np.ndarray:
+        return self._map("ids.bin", np.uint8, (int(self._id_offsets[-1]),))
+
+    def video_id(self, index: int) -> str:
+        start, stop = self._id_offsets[index], self._id_offsets[index + 1]
+        return self._id_bytes[start:stop].tobytes().decode("utf-8", "replace")
+
+    def ids(self) -> list[str]:
+        """All ids; the only per-video Python objects a store builds, so build them once."""
+        blob = self._id_bytes.tobytes()
+        offsets = self._id_offsets.tolist()
+        return [blob[a:b].decode("utf-8", "replace") for a, b in zip(offsets, offsets[1:])]
+
+    # ---------------------------------------------------------------- features
+
+    def video_features(self, modality: str) -> np.ndarray:
+        return self._map(
+            f"video/{modality}.bin",
+            self.meta.video_dtype,
+            (self.num_videos, self.meta.dims[modality]),
+        )
+
+    def video_batch(self, rows: np.ndarray | slice) -> dict[str, np.ndarray]:
+        """float32 video-level features of the given rows, one array per modality."""
+        return {m: np.asarray(self.video_features(m)[rows], np.float32) for m in self.modalities}
+
+    # ---------------------------------------------------------------- labels
+
+    @cached_property
+    def labels_indptr(self) -> np.ndarray:
+        return self._map("labels_indptr.bin", np.int64, (self.num_videos + 1,))
+
+    @cached_property
+    def labels_indices(self) -> np.ndarray:
+        return self._map("labels_indices.bin", np.int32, (self.meta.num_labels,))
+
+    @cached_property
+    def labelled(self) -> np.ndarray:
+        return self._map("labelled.bin", np.bool_, (self.num_videos,))
+
+    @property
+    def has_labels(self) -> bool:
+        return self.meta.num_unlabelled < self.num_videos
+
+    def labels_of(self, index: int) -> np.ndarray:
+        return np.asarray(self.labels_indices[self.labels_indptr[index] : self.labels_indptr[index + 1]])
+
+    def labels_dense(self, rows: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+        """(len(rows), num_classes) 0/1 targets of the given rows."""
+        rows = np.asarray(rows)
+        starts = self.labels_indptr[rows]
+        counts = self.labels_indptr[rows + 1] - starts
+        dense = np.zeros((len(rows), self.num_classes), dtype)
+        if counts.sum():
+            which_row = np.repeat(np.arange(len(rows)), counts)
+            gather = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+            dense[which_row, self.labels_indices[gather]] = 1
+        return dense
+
+    def label_counts(self) -> np.ndarray:
+        """How many videos carry each class, int64 (num_classes,)."""
+        return np.bincount(np.asarray(self.labels_indices), minlength=self.num_classes)
+
+    # ---------------------------------------------------------------- frames
+
+    @cached_property
+    def frame_offsets(self) -> np.ndarray:
+        if not self.has_frames:
+            raise StoreError(f"{self.path}: a video-level store has no frames")
+        return self._map("frame_offsets.bin", np.int64, (self.num_videos + 1,))
+
+    def frame_features(self, modality: str) -> np.ndarray:
+        if not self.has_frames:
+            raise StoreError(f"{self.path}: a video-level store has no frames")
+        return self._map(
+            f"frames/{modality}.bin", np.uint8, (self.meta.num_frames, self.meta.dims[modality])
+        )
+
+    def frame_counts(self) -> np.ndarray:
+        return np.diff(np.asarray(self.frame_offsets))
+
+    def video_frames(self, index: int, dequantized: bool = True) -> dict[str, np.ndarray]:
+        start, stop = self.frame_offsets[index], self.frame_offsets[index + 1]
+        out = {m: np.asarray(self.frame_features(m)[start:stop]) for m in self.modalities}
+        return {m: dequantize(f) for m, f in out.items()} if dequantized else out
+
+    # ---------------------------------------------------------------- folds
+
+    def folds(self) -> np.ndarray:
+        path = self.path / "folds.bin"
+        if not path.is_file():
+            raise StoreError(f"{self.path}: no folds yet (run `yt8m folds`)")
+        return np.fromfile(path, dtype=np.int8)
+
+
+class StoreWriter:
+    """Appends shard chunks to a store being written, and can resume one that was cut off.
+
+    Progress is journalled after each chunk (the byte length of every array file), so
+    after a crash the files are truncated back to the last complete chunk and writing
+    resumes there; the journal also names the sources, so a resume with other inputs is
+    refused rather than mixed.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        sources: list[str],
+        options_key: dict[str, object],
+        video_dtype: str = "float16",
+    ) -> None:
+        self.path = path
+        self.tmp = partial_path(path)
+        self.sources = sources
+        self.options_key = options_key
+        self.video_dtype = np.dtype(video_dtype)
+        self.journal_path = self.tmp / "progress.json"
+        self.done_files = 0
+        self.level: str | None = None
+        self.dims: dict[str, int] | None = None
+        self.num_videos = 0
+        self.num_labels = 0
+        self.num_frames = 0
+        self.num_unlabelled = 0
+        self.max_label = -1
+        self.skipped: list[SkippedRecord] = []
+        # video index at which each written source starts, to name a duplicate's file
+        self.file_starts: list[int] = []
+        self._files: dict[str, object] = {}
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def open(self, resume: bool = True) -> int:
+        """Prepare the partial directory; returns how many sources are already written."""
+        if resume and self.journal_path.is_file():
+            journal = json.loads(self.journal_path.read_text())
+            if journal["sources"] == self.sources and journal["options"] == self.options_key:
+                self._restore(journal)
+                return self.done_files
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp)
+        (self.tmp / "video").mkdir(parents=True)
+        (self.tmp / "labels_indptr.bin").write_bytes(np.zeros(1, np.int64).tobytes())
+        (self.tmp / "ids_offsets.bin").write_bytes(np.zeros(1, np.int64).tobytes())
+        self._write_journal()
+        return 0
+
+    def _restore(self, journal: dict) -> None:
+        for name, size in journal["sizes"].items():
+            with open(self.tmp / name, "r+b") as f:
+                f.truncate(size)
+        for key in ("done_files", "level", "dims", "num_videos", "num_labels", "num_frames",
+                    "num_unlabelled", "max_label"):
+            setattr(self, key, journal[key])
+        self.skipped = [SkippedRecord.model_validate(s) for s in journal["skipped"]]
+        self.file_starts = journal["file_starts"]
+
+    def _array_files(self) -> list[str]:
+        return sorted(
+            str(p.relative_to(self.tmp)) for p in self.tmp.rglob("*.bin") if p.is_file()
+        )
+
+    def _write_journal(self) -> None:
+        for f in self._files.values():
+            f.flush()  # type: ignore[attr-defined]
+        journal = {
+            "sources": self.sources,
+            "options": self.options_key,
+            "sizes": {name: (self.tmp / name).stat().st_size for name in self._array_files()},
+            "done_files": self.done_files,
+            "level": self.level,
+            "dims": self.dims,
+            "num_videos": self.num_videos,
+            "num_labels": self.num_labels,
+            "num_frames": self.num_frames,
+            "num_unlabelled": self.num_unlabelled,
+            "max_label": self.max_label,
+            "skipped": [s.model_dump() for s in self.skipped],
+            "file_starts": self.file_starts,
+        }
+        tmp = self.journal_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(journal))
+        os.replace(tmp, self.journal_path)
+
+    def _append(self, name: str, data: np.ndarray | bytes) -> None:
+        f = self._files.get(name)
+        if f is None:
+            (self.tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            f = self._files[name] = open(self.tmp / name, "ab")  # noqa: SIM115
+        f.write(data if isinstance(data, bytes) else np.ascontiguousarray(data).tobytes())  # type: ignore[attr-defined]
+
+    def close_files(self) -> None:
+        for f in self._files.values():
+            f.close()  # type: ignore[attr-defined]
+        self._files.clear()
+
+    def abort(self, keep_partial: bool) -> None:
+        """After a failure: keep the partial store for a resume (a crash, an interrupt) or
+        remove it (bad input, so that no partial output is left)."""
+        self.close_files()
+        if not keep_partial and self.tmp.exists():
+            shutil.rmtree(self.tmp)
+
+    # ---------------------------------------------------------------- appending
+
+    def check_chunk(self, chunk) -> None:  # noqa: ANN001 - ShardChunk; import would cycle
+        from yt8mkit.errors import BadInputError
+
+        if chunk.num_videos == 0:
+            return
+        if self.level is not None and chunk.level != self.level:
+            raise BadInputError(
+                chunk.path, f"{chunk.level}-level records, but earlier files are {self.level}-level"
+            )
+        if self.dims is not None and chunk.dims != self.dims:
+            raise BadInputError(
+                chunk.path, f"feature dimensions {chunk.dims}, but earlier files have {self.dims}"
+            )
+        if len(set(chunk.ids)) != len(chunk.ids):
+            seen: dict[bytes, int] = {}
+            for i, vid in enumerate(chunk.ids):
+                if vid in seen:
+                    raise BadInputError(
+                        chunk.path,
+                        f"duplicate video id {vid.decode('utf-8', 'replace')!r} "
+                        f"(also record {chunk.record_indices[seen[vid]]} of this file)",
+                        int(chunk.record_indices[i]),
+                    )
+                seen[vid] = i
+
+    def append(self, chunk) -> None:  # noqa: ANN001
+        """Append one validated chunk; call ``check_chunk`` first."""
+        for bad in chunk.skipped:
+            self.skipped.append(SkippedRecord(path=bad.path, record=bad.record, what=bad.what))
+        self.file_starts.append(self.num_videos)
+        if chunk.num_videos:
+            self.level = chunk.level
+            self.dims = chunk.dims
+            n = chunk.num_videos
+            id_lengths = np.array([len(v) for v in chunk.ids], np.int64)
+            id_base = self._last("ids_offsets.bin")
+            self._append("ids.bin", b"".join(chunk.ids))
+            self._append("ids_offsets.bin", id_base + np.cumsum(id_lengths))
+            for m, values in chunk.video.items():
+                self._append(f"video/{m}.bin", values.astype(self.video_dtype))
+            self._append(
+                "labels_indptr.bin", self.num_labels + np.cumsum(chunk.label_counts, dtype=np.int64)
+            )
+            self._append("labels_indices.bin", chunk.label_indices.astype(np.int32))
+            self._append("labelled.bin", chunk.labelled.astype(np.bool_))
+            self._append("record_index.tmp.bin", chunk.record_indices.astype(np.int32))
+            if chunk.level == "frame":
+                if not (self.tmp / "frame_offsets.bin").exists():
+                    self._append("frame_offsets.bin", np.zeros(1, np.int64))
+                self._append(
+                    "frame_offsets.bin",
+                    self.num_frames + np.cumsum(chunk.frame_counts, dtype=np.int64),
+                )
+                for m, frames in chunk.frames.items():
+                    self._append(f"frames/{m}.bin", frames)
+                self.num_frames += int(chunk.frame_counts.sum())
+            self.num_videos += n
+            self.num_labels += int(chunk.label_counts.sum())
+            self.num_unlabelled += int((~chunk.labelled).sum())
+            if chunk.label_indices.size:
+                self.max_label = max(self.max_label, int(chunk.label_indices.max()))
+        self.done_files += 1
+        self._write_journal()
+
+    def _check_duplicate_ids(self) -> None:
+        """Ids of every written video, sorted as fixed-width rows so that equal ids are
+        neighbours: memory is a few bytes a video, not a Python set of all ids."""
+        from yt8mkit.errors import BadInputError
+
+        offsets = np.fromfile(self.tmp / "ids_offsets.bin", np.int64)
+        lengths = np.diff(offsets)
+        blob = np.fromfile(self.tmp / "ids.bin", np.uint8)
+        width = int(lengths.max()) + 2
+        rows = np.zeros((len(lengths), width), np.uint8)
+        rows[:, 0] = lengths >> 8
+        rows[:, 1] = lengths & 0xFF
+        cols = np.arange(blob.size) - np.repeat(offsets[:-1], lengths) + 2
+        rows[np.repeat(np.arange(len(lengths)), lengths), cols] = blob
+        keys = rows.view(f"V{width}").ravel()
+        order = np.argsort(keys, kind="stable")
+        same = np.flatnonzero(keys[order][1:] == keys[order][:-1])
+        if same.size == 0:
+            return
+        first, second = sorted((int(order[same[0]]), int(order[same[0] + 1])))
+        record_index = np.fromfile(self.tmp / "record_index.tmp.bin", np.int32)
+
+        def where(video: int) -> tuple[str, int]:
+            source = int(np.searchsorted(self.file_starts, video, side="right")) - 1
+            return self.sources[source], int(record_index[video])
+
+        vid = blob[offsets[first] : offsets[first + 1]].tobytes().decode("utf-8", "replace")
+        (path1, rec1), (path2, rec2) = where(first), where(second)
+        raise BadInputError(
+            path2, f"duplicate video id {vid!r} (first seen in {path1}, record {rec1})", rec2
+        )
+
+    def _last(self, name: str) -> int:
+        f = self._files.get(name)
+        if f is not None:
+            f.flush()  # type: ignore[attr-defined]
+        size = (self.tmp / name).stat().st_size
+        with open(self.tmp / name, "rb") as fh:
+            fh.seek(size - 8)
+            return int(np.frombuffer(fh.read(8), np.int64)[0])
+
+    def finish(self, num_classes: int | None) -> StoreMeta:
+        """Write meta.json and move the store into place."""
+        from yt8mkit.errors import BadInputError
+
+        self.close_files()
+        if self.num_videos == 0:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise BadInputError(
+                ", ".join(self.sources[:3]) + (" ..." if len(self.sources) > 3 else ""),
+                "empty input: no valid records",
+            )
+        self._check_duplicate_ids()
+        if num_classes is None:
+            num_classes = self.max_label + 1
+        (self.tmp / "record_index.tmp.bin").unlink()
+        meta = StoreMeta(
+            level=self.level,  # type: ignore[arg-type]
+            num_videos=self.num_videos,
+            num_classes=max(num_classes, 1),
+            dims=self.dims or {},
+            video_dtype=self.video_dtype.name,
+            num_labels=self.num_labels,
+            num_unlabelled=self.num_unlabelled,
+            num_frames=self.num_frames,
+            sources=self.sources,
+            skipped=self.skipped,
+        )
+        self.journal_path.unlink()
+        (self.tmp / META).write_text(meta.model_dump_json(indent=2))
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        os.replace(self.tmp, self.path)
+        return meta
+
+
+def iter_row_batches(num_rows: int, batch_size: int) -> Iterable[slice]:
+    for start in range(0, num_rows, batch_size):
+        yield slice(start, min(start + batch_size, num_rows))
