@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -21,7 +20,8 @@ app = typer.Typer(
 
 
 def _fail(err: Exception) -> typer.Exit:
-    console.print(f"[red]error:[/red] {err}")
+    # Messages quote data ("[0, 3862)"), so no markup; no wrapping, so paths stay whole.
+    console.print(f"error: {err}", style="red", markup=False, soft_wrap=True)
     return typer.Exit(code=2)
 
 
@@ -45,7 +45,8 @@ def ingest(
 ) -> None:
     """Ingest TFRecord shards into a memory-mapped store (resumes an interrupted ingest)."""
     from yt8mkit.data.folds import write_folds
-    from yt8mkit.data.ingest import IngestConfig, ingest as run_ingest
+    from yt8mkit.data.ingest import IngestConfig
+    from yt8mkit.data.ingest import ingest as run_ingest
     from yt8mkit.data.sources import resolve_sources
     from yt8mkit.data.store import Store
 
@@ -108,7 +109,12 @@ def info(store: Annotated[Path, typer.Argument(help="Store directory.")]) -> Non
     table.add_row("unlabelled videos", f"{meta.num_unlabelled:,}")
     table.add_row("skipped records", f"{len(meta.skipped)}")
     folds = folds_info(s)
-    table.add_row("folds", "none" if folds is None else f"{folds['num_folds']} (seed {folds['seed']}), sizes {folds['sizes']}")
+    table.add_row(
+        "folds",
+        "none"
+        if folds is None
+        else f"{folds['num_folds']} (seed {folds['seed']}), sizes {folds['sizes']}",
+    )
     console.print(table)
 
 

@@ -24,6 +24,7 @@ import os
 import shutil
 from collections.abc import Iterable
 from functools import cached_property
+from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 
@@ -31,7 +32,8 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from yt8mkit.data.quantize import dequantize
-from yt8mkit.errors import Yt8mError
+from yt8mkit.data.shard import ShardChunk
+from yt8mkit.errors import BadInputError, Yt8mError
 
 FORMAT_VERSION = 1
 META = "meta.json"
@@ -134,7 +136,7 @@ class Store:
         """All ids; the only per-video Python objects a store builds, so build them once."""
         blob = self._id_bytes.tobytes()
         offsets = self._id_offsets.tolist()
-        return [blob[a:b].decode("utf-8", "replace") for a, b in zip(offsets, offsets[1:])]
+        return [blob[a:b].decode("utf-8", "replace") for a, b in pairwise(offsets)]
 
     # ---------------------------------------------------------------- features
 
@@ -168,7 +170,9 @@ class Store:
         return self.meta.num_unlabelled < self.num_videos
 
     def labels_of(self, index: int) -> np.ndarray:
-        return np.asarray(self.labels_indices[self.labels_indptr[index] : self.labels_indptr[index + 1]])
+        return np.asarray(
+            self.labels_indices[self.labels_indptr[index] : self.labels_indptr[index + 1]]
+        )
 
     def labels_dense(self, rows: np.ndarray, dtype: type = np.float32) -> np.ndarray:
         """(len(rows), num_classes) 0/1 targets of the given rows."""
@@ -178,7 +182,9 @@ class Store:
         dense = np.zeros((len(rows), self.num_classes), dtype)
         if counts.sum():
             which_row = np.repeat(np.arange(len(rows)), counts)
-            gather = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+            gather = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(
+                counts.sum()
+            )
             dense[which_row, self.labels_indices[gather]] = 1
         return dense
 
@@ -274,16 +280,22 @@ class StoreWriter:
         for name, size in journal["sizes"].items():
             with open(self.tmp / name, "r+b") as f:
                 f.truncate(size)
-        for key in ("done_files", "level", "dims", "num_videos", "num_labels", "num_frames",
-                    "num_unlabelled", "max_label"):
+        for key in (
+            "done_files",
+            "level",
+            "dims",
+            "num_videos",
+            "num_labels",
+            "num_frames",
+            "num_unlabelled",
+            "max_label",
+        ):
             setattr(self, key, journal[key])
         self.skipped = [SkippedRecord.model_validate(s) for s in journal["skipped"]]
         self.file_starts = journal["file_starts"]
 
     def _array_files(self) -> list[str]:
-        return sorted(
-            str(p.relative_to(self.tmp)) for p in self.tmp.rglob("*.bin") if p.is_file()
-        )
+        return sorted(str(p.relative_to(self.tmp)) for p in self.tmp.rglob("*.bin") if p.is_file())
 
     def _write_journal(self) -> None:
         for f in self._files.values():
@@ -328,9 +340,9 @@ class StoreWriter:
 
     # ---------------------------------------------------------------- appending
 
-    def check_chunk(self, chunk) -> None:  # noqa: ANN001 - ShardChunk; import would cycle
-        from yt8mkit.errors import BadInputError
-
+    def check_chunk(self, chunk: ShardChunk) -> None:
+        """Checks across files: one level, one set of dimensions, unique ids in the file
+        (ids across files are checked once at the end, see ``_check_duplicate_ids``)."""
         if chunk.num_videos == 0:
             return
         if self.level is not None and chunk.level != self.level:
@@ -353,7 +365,7 @@ class StoreWriter:
                     )
                 seen[vid] = i
 
-    def append(self, chunk) -> None:  # noqa: ANN001
+    def append(self, chunk: ShardChunk) -> None:
         """Append one validated chunk; call ``check_chunk`` first."""
         for bad in chunk.skipped:
             self.skipped.append(SkippedRecord(path=bad.path, record=bad.record, what=bad.what))
@@ -395,8 +407,6 @@ class StoreWriter:
     def _check_duplicate_ids(self) -> None:
         """Ids of every written video, sorted as fixed-width rows so that equal ids are
         neighbours: memory is a few bytes a video, not a Python set of all ids."""
-        from yt8mkit.errors import BadInputError
-
         offsets = np.fromfile(self.tmp / "ids_offsets.bin", np.int64)
         lengths = np.diff(offsets)
         blob = np.fromfile(self.tmp / "ids.bin", np.uint8)
@@ -435,8 +445,6 @@ class StoreWriter:
 
     def finish(self, num_classes: int | None) -> StoreMeta:
         """Write meta.json and move the store into place."""
-        from yt8mkit.errors import BadInputError
-
         self.close_files()
         if self.num_videos == 0:
             shutil.rmtree(self.tmp, ignore_errors=True)
