@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/yt8m demo --out $(DEMO_OUT)
 
 lint: $(STAMP)
-	$(BIN)/ruff check yt8mkit tests bench
+	$(BIN)/ruff check yt8mkit tests $(wildcard bench)
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q -n 2 tests

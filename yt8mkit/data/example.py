@@ -110,7 +110,11 @@ def _decode_feature(buf: memoryview, start: int, end: int) -> Feature:
         if wire_type != _WT_LEN or number not in (1, 2, 3):
             continue
         if number == 1:
-            values = [bytes(buf[fs:fe]) for n, wt, fs, fe in _fields(buf, s, e) if n == 1 and wt == _WT_LEN]
+            values = [
+                bytes(buf[fs:fe])
+                for n, wt, fs, fe in _fields(buf, s, e)
+                if n == 1 and wt == _WT_LEN
+            ]
             return Feature(bytes_list=values)
         if number == 2:
             chunks: list[np.ndarray] = []
@@ -315,7 +319,11 @@ def _decode_feature_list(buf: memoryview, start: int, end: int) -> np.ndarray | 
     frames = _bytes_frames(buf, start, end)
     if frames is not None:
         return frames
-    return [_decode_feature(buf, s, e) for n, wt, s, e in _fields(buf, start, end) if n == 1 and wt == _WT_LEN]
+    return [
+        _decode_feature(buf, s, e)
+        for n, wt, s, e in _fields(buf, start, end)
+        if n == 1 and wt == _WT_LEN
+    ]
 
 
 def decode_sequence_example(
@@ -399,7 +407,9 @@ def encode_sequence_example(
         _len_field(
             1,
             _len_field(1, key.encode())
-            + _len_field(2, b"".join(_len_field(1, encode_feature(row.tobytes())) for row in frames)),
+            + _len_field(
+                2, b"".join(_len_field(1, encode_feature(row.tobytes())) for row in frames)
+            ),
         )
         for key, frames in frame_lists.items()
     )

@@ -1,4 +1,4 @@
-"""uint8 quantization of YouTube-8M features over [-2, 2], as the official starter code defines it."""
+"""uint8 quantization of YouTube-8M features over [-2, 2], as the official starter defines it."""
 
 from __future__ import annotations
 

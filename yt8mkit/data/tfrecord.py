@@ -52,7 +52,7 @@ class TFRecordReader:
         self._view: memoryview | None = None
 
     def __enter__(self) -> TFRecordReader:
-        self._file = open(self.path, "rb")  # noqa: SIM115 - closed in __exit__
+        self._file = open(self.path, "rb")  # closed in __exit__
         size = os.fstat(self._file.fileno()).st_size
         if size == 0:
             self._view = memoryview(b"")
