@@ -31,3 +31,35 @@ def smoke_dir() -> Path:
 @pytest.fixture
 def frame_format_dir() -> Path:
     return require_shared(FRAME_FORMAT)
+
+
+def build_synthetic_store(root: Path, **synth: object) -> tuple[Path, Path | None]:
+    """Synthetic TFRecords under ``root`` ingested into ``root/store`` (and the test split
+    into ``root/test_store`` when asked for): the small data of the training tests."""
+    from yt8mkit.data.folds import write_folds
+    from yt8mkit.data.ingest import IngestConfig, ingest
+    from yt8mkit.data.store import Store
+    from yt8mkit.data.synth import TEST_DIR, SynthConfig, generate
+
+    config = SynthConfig.model_validate(synth)
+    generate(config, root / "synth")
+    ingest([root / "synth"], root / "store", IngestConfig(workers=1))
+    store = Store(root / "store")
+    write_folds(store, 5, 0)
+    test_path = None
+    if config.test_videos:
+        test_path = root / "test_store"
+        ingest([root / "synth" / TEST_DIR], test_path,
+               IngestConfig(workers=1, num_classes=store.num_classes))
+    return root / "store", test_path
+
+
+@pytest.fixture(scope="session")
+def small_video_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """500 labelled videos of 20 classes with narrow features, plus 100 labelled test ones."""
+    store, test = build_synthetic_store(
+        tmp_path_factory.mktemp("small_video"), videos=500, classes=20, seed=3, rgb_dim=48,
+        audio_dim=16, test_videos=100, label_test=True,
+    )
+    assert test is not None
+    return store, test

@@ -1,0 +1,153 @@
+"""The trainer and the out-of-fold run: determinism, resume, complete out-of-fold and test
+predictions, soft targets, and that training beats the label-frequency baseline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from yt8mkit.baselines import frequency_prior
+from yt8mkit.data.store import Store
+from yt8mkit.data.submission import read_submission
+from yt8mkit.errors import Yt8mError
+from yt8mkit.metrics import gap_at_k
+from yt8mkit.train.config import TrainConfig
+from yt8mkit.train.predictions import Predictions
+from yt8mkit.train.run import run_model
+from yt8mkit.train.trainer import train_fold
+
+
+def _config(**overrides: object) -> TrainConfig:
+    base: dict = {
+        "name": "tiny",
+        "model": {"name": "resnet_like", "params": {"inner_size": 32, "dropout": 0.2}},
+        "batch_size": 64,
+        "eval_batch_size": 128,
+        "epochs": 3,
+        "patience": 5,
+        "optim": {"lr": 0.003, "warmup_steps": 5},
+        "mixup_alpha": 0.4,
+        "threads": 1,
+        "device": "cpu",
+    }
+    base.update(overrides)
+    return TrainConfig.model_validate(base)
+
+
+def _fold_rows(store: Store, fold: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    folds = store.folds()
+    return np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
+
+
+def test_same_seed_same_model_and_different_seed_differs(
+    small_video_store: tuple[Path, Path], tmp_path: Path
+) -> None:
+    store = Store(small_video_store[0])
+    train_rows, valid_rows = _fold_rows(store)
+    states = []
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        train_fold(_config(seed=seed), store, train_rows, valid_rows, tmp_path / name)
+        states.append(torch.load(tmp_path / name / "last.pt", weights_only=False)["model"])
+    for key in states[0]:
+        assert torch.equal(states[0][key], states[1][key]), key
+    assert any(not torch.equal(states[0][k], states[2][k]) for k in states[0]
+               if states[0][k].is_floating_point())
+
+
+def test_resumed_fold_equals_uninterrupted(
+    small_video_store: tuple[Path, Path], tmp_path: Path
+) -> None:
+    store = Store(small_video_store[0])
+    train_rows, valid_rows = _fold_rows(store)
+    config = _config(epochs=3)
+    full = train_fold(config, store, train_rows, valid_rows, tmp_path / "full")
+
+    class Crash(Exception):
+        pass
+
+    def crash_after_first_epoch(kind: str, info: dict) -> None:
+        if kind == "epoch" and info["epoch"] == 0:
+            raise Crash
+
+    with pytest.raises(Crash):
+        train_fold(config, store, train_rows, valid_rows, tmp_path / "resumed",
+                   crash_after_first_epoch)
+    resumed = train_fold(config, store, train_rows, valid_rows, tmp_path / "resumed")
+    assert resumed.best_gap == full.best_gap
+    assert resumed.best_epoch == full.best_epoch
+    a = torch.load(tmp_path / "full" / "best.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "resumed" / "best.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_out_of_fold_run_is_complete_and_beats_the_prior(
+    small_video_store: tuple[Path, Path], tmp_path: Path
+) -> None:
+    store, test_store = Store(small_video_store[0]), Store(small_video_store[1])
+    config = _config(epochs=4)
+    metrics = run_model(config, store, tmp_path / "run", test_store)
+    oof = Predictions(tmp_path / "run" / "oof")
+    assert len(oof) == store.num_videos
+    assert oof.meta.top_k == min(config.top_k, store.num_classes)
+    # Every video's row holds a real top-K: distinct labels, scores sorted.
+    indices, scores = np.asarray(oof.indices), np.asarray(oof.scores, np.float32)
+    assert all(len(set(row)) == row.size for row in indices)
+    assert np.all(np.diff(scores, axis=1) <= 0)
+    labels = store.labels_dense(np.arange(store.num_videos))
+    prior = np.tile(frequency_prior(store), (store.num_videos, 1))
+    assert metrics["oof_gap"] > gap_at_k(prior, labels) + 0.05
+    assert metrics["oof_gap"] == pytest.approx(gap_at_k(oof.dense(slice(None)), labels), abs=1e-3)
+    submission = read_submission(tmp_path / "run" / "submission.csv")
+    assert list(submission.ids) == test_store.ids()
+    assert 0.0 < metrics["test_gap"] <= 1.0
+    # A rerun finds every fold done and trains nothing.
+    before = (tmp_path / "run" / "fold0" / "best.pt").stat().st_mtime_ns
+    again = run_model(config, store, tmp_path / "run", test_store)
+    assert again["oof_gap"] == metrics["oof_gap"]
+    assert (tmp_path / "run" / "fold0" / "best.pt").stat().st_mtime_ns == before
+    fold_metrics = json.loads((tmp_path / "run" / "fold0" / "metrics.json").read_text())
+    assert fold_metrics["history"] and "gap" in fold_metrics["history"][0]
+
+
+def test_out_of_fold_predictions_come_from_the_best_epoch_not_the_last(
+    small_video_store: tuple[Path, Path], tmp_path: Path
+) -> None:
+    store = Store(small_video_store[0])
+    # A learning rate this high makes late epochs worse than the best one.
+    config = _config(epochs=4, optim={"lr": 0.3, "warmup_steps": 0}, mixup_alpha=0.0)
+    run_model(config, store, tmp_path / "run", folds_to_run=[0])
+    history = json.loads((tmp_path / "run" / "fold0" / "metrics.json").read_text())["history"]
+    best = max(history, key=lambda r: r["gap"])
+    oof = Predictions(tmp_path / "run" / "fold0" / "oof")
+    rows = np.load(tmp_path / "run" / "fold0" / "oof_rows.npy")
+    gap = gap_at_k(oof.dense(slice(None)), store.labels_dense(rows))
+    assert gap == pytest.approx(best["gap"], abs=2e-3)
+
+
+def test_soft_targets_replace_the_labels(
+    small_video_store: tuple[Path, Path], tmp_path: Path
+) -> None:
+    store = Store(small_video_store[0])
+    train_rows, valid_rows = _fold_rows(store)
+    seen: list[np.ndarray] = []
+
+    def soft(rows: np.ndarray) -> np.ndarray:
+        seen.append(rows)
+        return np.full((len(rows), store.num_classes), 0.25, np.float32)
+
+    train_fold(_config(epochs=1, mixup_alpha=0.0), store, train_rows, valid_rows, tmp_path,
+               targets=soft)
+    assert seen and set(np.concatenate(seen)) <= set(train_rows.tolist())
+
+
+def test_another_config_in_the_same_run_directory_is_refused(
+    small_video_store: tuple[Path, Path], tmp_path: Path
+) -> None:
+    store = Store(small_video_store[0])
+    run_model(_config(epochs=1), store, tmp_path, folds_to_run=[0])
+    with pytest.raises(Yt8mError, match="another config"):
+        run_model(_config(epochs=2), store, tmp_path, folds_to_run=[0])

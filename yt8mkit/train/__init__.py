@@ -1,0 +1,1 @@
+"""Training: one trainer for every model, its losses, mixup, schedules and checkpoints."""

@@ -1,0 +1,246 @@
+"""One trainer for every model: one fold at a time, early stopping on the fold's GAP@20.
+
+Deterministic on CPU under a seed: data order, dropout and mixup draw from generators
+seeded by (seed, epoch), so a fold resumed from its last checkpoint continues exactly
+as an uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from yt8mkit.baselines import frequency_prior
+from yt8mkit.data.store import Store
+from yt8mkit.metrics import GapAccumulator
+from yt8mkit.models import create_model, init_output_bias
+from yt8mkit.train.batches import TargetFn, batch_stream
+from yt8mkit.train.config import TrainConfig
+from yt8mkit.train.loader import Batch
+from yt8mkit.train.mixup import mixup
+
+Progress = Callable[[str, dict[str, float]], None]
+# Builds the network to train when it is not a registry model (distillation's final model).
+ModelFactory = Callable[[], nn.Module]
+
+
+@dataclass
+class FoldResult:
+    best_epoch: int
+    best_gap: float
+    best_bce: float
+    epochs_run: int
+    seconds: float
+
+
+def resolve_device(config: TrainConfig) -> torch.device:
+    if config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def build_model(
+    config: TrainConfig, store: Store, factory: ModelFactory | None = None
+) -> nn.Module:
+    if factory is not None:
+        return factory()
+    return create_model(config.model.name, store.num_classes, store.dims, config.model.params)
+
+
+def _optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    spec = config.optim
+    cls = torch.optim.AdamW if spec.name == "adamw" else torch.optim.Adam
+    return cls(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+
+
+def _schedule(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    spec = config.optim
+    total = max(1, steps_per_epoch * config.epochs)
+
+    def factor(step: int) -> float:
+        if step < spec.warmup_steps:
+            return (step + 1) / spec.warmup_steps
+        if spec.schedule == "constant":
+            return 1.0
+        if spec.schedule == "step":
+            epoch = step // max(1, steps_per_epoch)
+            return spec.step_gamma ** (epoch // spec.step_every_epochs)
+        progress = min(1.0, (step - spec.warmup_steps) / max(1, total - spec.warmup_steps))
+        cosine = 0.5 * (1 + math.cos(math.pi * progress))
+        return spec.min_lr_ratio + (1 - spec.min_lr_ratio) * cosine
+
+    return factor
+
+
+def _to(batch: Batch, device: torch.device) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+    inputs = {k: v.to(device, non_blocking=True) for k, v in batch.inputs.items()}
+    targets = batch.targets.to(device) if batch.targets is not None else None
+    return inputs, targets
+
+
+def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    if device.type == "cuda" and enabled:
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def predict_batches(
+    model: nn.Module, config: TrainConfig, store: Store, rows: np.ndarray, device: torch.device
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(rows, float32 probabilities) batch by batch, in the order of ``rows``."""
+    model.eval()
+    for batch in batch_stream(config, store, rows, training=False):
+        inputs, _ = _to(batch, device)
+        with _autocast(device, config.amp):
+            logits = model(inputs)
+        yield batch.rows, torch.sigmoid(logits.float()).cpu().numpy()
+
+
+def evaluate(
+    model: nn.Module, store: Store, rows: np.ndarray, config: TrainConfig, device: torch.device
+) -> tuple[float, float]:
+    """(GAP@20, mean BCE per class) on the given rows; dense only one batch at a time."""
+    accumulator = GapAccumulator(k=20)
+    bce_sum = 0.0
+    for batch_rows, probs in predict_batches(model, config, store, rows, device):
+        labels = store.labels_dense(batch_rows)
+        accumulator.add_dense(probs, labels)
+        clipped = np.clip(probs, 1e-7, 1 - 1e-7)
+        bce_sum += float(-(labels * np.log(clipped) + (1 - labels) * np.log1p(-clipped)).sum())
+    return accumulator.gap(), bce_sum / (len(rows) * store.num_classes)
+
+
+def _mix(
+    config: TrainConfig, inputs: dict[str, torch.Tensor], targets: torch.Tensor,
+    generator: torch.Generator,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Mixup; a frame mask is mixed as 0/1 floats so that the mixed video's real frames
+    are those of either partner (a padded frame mixed with a real one is real)."""
+    mask = inputs.get("frame_mask")
+    if mask is not None:
+        inputs = {**inputs, "frame_mask": mask.float()}
+    mixed, mixed_targets = mixup(inputs, targets, config.mixup_alpha, generator,
+                                 per_sample=config.mixup_per_sample)
+    if mask is not None:
+        mixed["frame_mask"] = mixed["frame_mask"] > 0
+    return mixed, mixed_targets
+
+
+def _save(path: Path, state: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def train_fold(
+    config: TrainConfig,
+    store: Store,
+    train_rows: np.ndarray,
+    valid_rows: np.ndarray,
+    out_dir: Path,
+    progress: Progress | None = None,
+    model_factory: ModelFactory | None = None,
+    targets: TargetFn | None = None,
+) -> FoldResult:
+    """Train on ``train_rows`` with early stopping on GAP@20 of ``valid_rows`` against their
+    true labels; writes best.pt, last.pt and metrics.json to ``out_dir``, resuming from
+    last.pt when present. ``targets`` replaces the hard training labels (soft labels)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(config)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    model = build_model(config, store, model_factory).to(device)
+    if config.init_bias_from_frequencies:
+        init_output_bias(model, frequency_prior(store, train_rows))
+    optimizer = _optimizer(config, model)
+    steps_per_epoch = max(1, len(train_rows) // config.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config, steps_per_epoch))
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and config.amp)
+    loss_fn = config.loss.build()
+    history: list[dict[str, float]] = []
+    best = {"gap": -1.0, "bce": math.inf, "epoch": -1}
+    start_epoch = 0
+    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
+    if last_path.is_file():
+        state = torch.load(last_path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
+    began = time.perf_counter()
+    for epoch in range(start_epoch, config.epochs):
+        if epoch - best["epoch"] > config.patience and best["epoch"] >= 0:
+            break
+        torch.manual_seed(config.seed * 1_000_003 + epoch)
+        generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        model.train()
+        loss_sum = torch.zeros((), dtype=torch.float64)
+        seen = 0
+        batches = batch_stream(config, store, train_rows, training=True, epoch=epoch,
+                               targets=targets)
+        for step, batch in enumerate(batches):
+            inputs, batch_targets = _to(batch, device)
+            assert batch_targets is not None
+            if config.mixup_alpha > 0:
+                inputs, batch_targets = _mix(config, inputs, batch_targets, generator)
+            with _autocast(device, config.amp):
+                loss = loss_fn(model(inputs), batch_targets)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if config.optim.grad_clip:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            # Summed on the tensor: a float() per step would sync a GPU every batch.
+            loss_sum += loss.detach().double().cpu() * len(batch.rows)
+            seen += len(batch.rows)
+            if progress is not None and step % 10 == 0:
+                progress("step", {"epoch": epoch, "step": step, "steps": steps_per_epoch,
+                                  "loss": float(loss_sum) / max(seen, 1)})
+        gap, bce = evaluate(model, store, valid_rows, config, device)
+        record = {"epoch": epoch, "train_loss": float(loss_sum) / max(seen, 1), "gap": gap,
+                  "bce": bce,
+                  "lr": scheduler.get_last_lr()[0]}
+        history.append(record)
+        if gap > best["gap"]:
+            best = {"gap": gap, "bce": bce, "epoch": epoch}
+            _save(best_path, {"model": model.state_dict(), "epoch": epoch, "gap": gap})
+        _save(last_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                          "scheduler": scheduler.state_dict(), "history": history, "best": best,
+                          "epoch": epoch})
+        if progress is not None:
+            progress("epoch", record)
+    result = FoldResult(best_epoch=int(best["epoch"]), best_gap=float(best["gap"]),
+                        best_bce=float(best["bce"]), epochs_run=len(history),
+                        seconds=time.perf_counter() - began)
+    (out_dir / "metrics.json").write_text(
+        json.dumps({"result": result.__dict__, "history": history}, indent=2)
+    )
+    return result
+
+
+def load_best(
+    config: TrainConfig, store: Store, fold_dir: Path, device: torch.device,
+    model_factory: ModelFactory | None = None,
+) -> nn.Module:
+    """The fold's best checkpoint (never the last: out-of-fold predictions come from the
+    model that early stopping chose)."""
+    model = build_model(config, store, model_factory).to(device)
+    state = torch.load(fold_dir / "best.pt", map_location=device, weights_only=False)
+    model.load_state_dict(state["model"])
+    model.eval()
+    return model

@@ -1,0 +1,72 @@
+"""The zoo file: named model configs sharing defaults, trained over the same folds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from yt8mkit.train.config import TrainConfig
+
+
+class ZooConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = "zoo"
+    store: str | None = None
+    test_store: str | None = None
+    # Merged under every model's own settings (the model's win).
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    # name -> TrainConfig fields, or {"config": "path/to/model.yaml", ...overrides}
+    models: dict[str, dict[str, Any]]
+    retries: int = 1
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> ZooConfig:
+        path = Path(path)
+        data = yaml.safe_load(path.read_text()) or {}
+        zoo = cls.model_validate(data)
+        zoo.set_base(path.parent)
+        return zoo
+
+    def set_base(self, base: Path) -> None:
+        """Where model config files named in the zoo are looked up."""
+        self._base = base
+
+    # Model config files named in a zoo are relative to the zoo file.
+    _base: Path = PrivateAttr(default=Path("."))
+
+    def train_configs(self) -> dict[str, TrainConfig]:
+        out = {}
+        for name, spec in self.models.items():
+            spec = dict(spec)
+            merged: dict[str, Any] = _deep_merge({}, self.defaults)
+            if "config" in spec:
+                file = Path(spec.pop("config"))
+                if not file.is_absolute():
+                    file = self._base / file
+                merged = _deep_merge(merged, yaml.safe_load(file.read_text()) or {})
+            merged = _deep_merge(merged, spec)
+            merged["name"] = name
+            out[name] = TrainConfig.model_validate(merged)
+        return out
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    result = dict(base)
+    for key, value in override.items():
+        # Another architecture takes none of the default architecture's parameters.
+        if (
+            key == "model"
+            and isinstance(value, dict)
+            and isinstance(result.get(key), dict)
+            and value.get("name", result[key].get("name")) != result[key].get("name")
+        ):
+            result[key] = value
+            continue
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = _deep_merge(result[key], value)
+        else:
+            result[key] = value
+    return result

@@ -1,0 +1,135 @@
+"""Running a zoo: every (model, fold) job, then each model's out-of-fold set and test
+predictions. Finished jobs are skipped, so a zoo resumes after a crash; a failed job is
+retried, reported, and does not stop the others."""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from yt8mkit.data.store import Store
+from yt8mkit.train.config import TrainConfig
+from yt8mkit.train.run import run_fold, run_model, store_folds
+
+Backend = Literal["local", "ray"]
+Report = Callable[[str], None]
+
+
+@dataclass
+class ZooResult:
+    done: list[tuple[str, int]] = field(default_factory=list)
+    skipped: list[tuple[str, int]] = field(default_factory=list)
+    failed: dict[tuple[str, int], str] = field(default_factory=dict)
+    metrics: dict[str, dict] = field(default_factory=dict)
+
+
+def _job(config: TrainConfig, store_path: str, fold: int, model_dir: str) -> dict:
+    """One (model, fold): self-contained so that it can run in another process or node."""
+    from yt8mkit.train.run import _check_config
+
+    store = Store(store_path)
+    _check_config(Path(model_dir), config)
+    return run_fold(config, store, store_folds(store), fold, Path(model_dir))
+
+
+def _is_done(model_dir: Path, fold: int) -> bool:
+    return (model_dir / f"fold{fold}" / "done.json").is_file()
+
+
+def run_zoo(
+    configs: dict[str, TrainConfig],
+    store_path: str,
+    out: Path,
+    test_store_path: str | None = None,
+    backend: Backend = "local",
+    retries: int = 1,
+    address: str | None = None,
+    report: Report | None = None,
+    cpus_per_job: float = 1.0,
+    gpus_per_job: float = 0.0,
+) -> ZooResult:
+    say = report or (lambda message: None)
+    store = Store(store_path)
+    folds = sorted(int(f) for f in set(store_folds(store).tolist()))
+    result = ZooResult()
+    jobs = []
+    for name in configs:
+        for fold in folds:
+            if _is_done(out / name, fold):
+                result.skipped.append((name, fold))
+            else:
+                jobs.append((name, fold))
+    say(f"{len(jobs)} jobs to run, {len(result.skipped)} already done")
+    if backend == "ray":
+        _run_ray(configs, store_path, out, jobs, retries, address, result, say,
+                 cpus_per_job, gpus_per_job)
+    else:
+        for name, fold in jobs:
+            for attempt in range(retries + 1):
+                try:
+                    _job(configs[name], store_path, fold, str(out / name))
+                    result.done.append((name, fold))
+                    say(f"done {name} fold {fold}")
+                    break
+                except Exception:  # one failed job must not stop the zoo
+                    error = traceback.format_exc()
+                    say(f"failed {name} fold {fold} (attempt {attempt + 1}/{retries + 1})")
+                    if attempt == retries:
+                        result.failed[(name, fold)] = error
+    _write_failures(out, result)
+    test_store = Store(test_store_path) if test_store_path else None
+    for name, config in configs.items():
+        if all(_is_done(out / name, f) for f in folds):
+            result.metrics[name] = run_model(config, store, out / name, test_store)
+    return result
+
+
+def _write_failures(out: Path, result: ZooResult) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    failures = {f"{name}/fold{fold}": error for (name, fold), error in result.failed.items()}
+    (out / "failures.json").write_text(json.dumps(failures, indent=2))
+
+
+def _run_ray(
+    configs: dict[str, TrainConfig], store_path: str, out: Path, jobs: list[tuple[str, int]],
+    retries: int, address: str | None, result: ZooResult, say: Report,
+    cpus_per_job: float, gpus_per_job: float,
+) -> None:
+    try:
+        import ray
+    except ImportError as err:  # pragma: no cover - depends on the optional extra
+        raise RuntimeError(
+            "the Ray backend needs the optional extra: pip install 'yt8mkit[cluster]'"
+        ) from err
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, ignore_reinit_error=True, include_dashboard=False,
+                 log_to_driver=False)
+    remote = ray.remote(num_cpus=cpus_per_job, num_gpus=gpus_per_job, max_retries=0)(_job)
+    attempts = dict.fromkeys(jobs, 0)
+    pending = {remote.remote(configs[n], store_path, f, str(out / n)): (n, f) for n, f in jobs}
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            ref = ready[0]
+            name, fold = pending.pop(ref)
+            try:
+                ray.get(ref)
+                result.done.append((name, fold))
+                say(f"done {name} fold {fold}")
+            except Exception as err:
+                attempts[(name, fold)] += 1
+                say(f"failed {name} fold {fold} "
+                    f"(attempt {attempts[(name, fold)]}/{retries + 1})")
+                if attempts[(name, fold)] <= retries:
+                    again = remote.remote(configs[name], store_path, fold, str(out / name))
+                    pending[again] = (name, fold)
+                else:
+                    result.failed[(name, fold)] = repr(err)
+    finally:
+        if started_here:
+            ray.shutdown()

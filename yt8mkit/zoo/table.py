@@ -1,0 +1,44 @@
+"""Rows of the paper's Table 1 from a run directory's metrics files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class TableRow:
+    name: str
+    frame_level: bool
+    gap: float | None
+    bce: float | None
+    in_ensemble: bool | None
+
+
+def collect_rows(run_dir: Path) -> list[TableRow]:
+    """One row per model directory with a metrics.json, plus any second-level rows the
+    ensemble and distillation stages wrote (``table_rows.json``), best GAP first."""
+    ensemble_members: set[str] | None = None
+    members_file = run_dir / "ensemble" / "members.json"
+    if members_file.is_file():
+        ensemble_members = set(json.loads(members_file.read_text()))
+    rows = []
+    # A zoo run holds NAME/metrics.json; a pipeline run zoo/NAME/ and baseline/.
+    found = sorted(run_dir.glob("*/metrics.json")) + sorted(run_dir.glob("zoo/*/metrics.json"))
+    for metrics_file in found:
+        metrics = json.loads(metrics_file.read_text())
+        if "oof_gap" not in metrics and "model" not in metrics:
+            continue
+        name = metrics.get("name", metrics_file.parent.name)
+        rows.append(TableRow(
+            name=name,
+            frame_level=bool(metrics.get("frame_level", False)),
+            gap=metrics.get("oof_gap"),
+            bce=metrics.get("oof_bce"),
+            in_ensemble=None if ensemble_members is None else name in ensemble_members,
+        ))
+    extra = run_dir / "table_rows.json"
+    if extra.is_file():
+        rows.extend(TableRow(**row) for row in json.loads(extra.read_text()))
+    return sorted(rows, key=lambda r: -1.0 if r.gap is None else -r.gap)
