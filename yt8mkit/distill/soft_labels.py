@@ -1,0 +1,145 @@
+"""Soft labels: the ensemble's out-of-fold scores as training targets for the students
+(paper section 3, "Final ensemble and distillation"), instead of the noisy hard labels.
+
+A sparse videos x classes matrix (CSR) holding the ensemble's score at each candidate it
+kept; every other entry is 0. Optionally blended with the hard labels:
+``target = (1 - blend) * soft + blend * hard``, so a hard positive the ensemble dropped
+still gets ``blend``.
+
+Directory layout: ``indptr.npy`` int64 (n+1), ``indices.npy`` int32, ``values.npy``
+float32, ``meta.json``; written to a temporary directory and renamed into place.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel
+
+from yt8mkit.data.store import Store
+from yt8mkit.errors import Yt8mError
+from yt8mkit.train.predictions import Predictions
+
+# Videos per block while building: bounds the keys held at once.
+BLOCK_VIDEOS = 65536
+
+
+class SoftLabelsMeta(BaseModel):
+    num_videos: int
+    num_classes: int
+    blend: float
+    source: str | None = None
+
+
+@dataclass
+class SoftLabels:
+    indptr: np.ndarray
+    indices: np.ndarray
+    values: np.ndarray
+    meta: SoftLabelsMeta
+
+    @property
+    def num_videos(self) -> int:
+        return self.meta.num_videos
+
+    @property
+    def num_classes(self) -> int:
+        return self.meta.num_classes
+
+    def __len__(self) -> int:
+        return self.num_videos
+
+    def dense(self, rows: np.ndarray | slice) -> np.ndarray:
+        """float32 (len(rows), num_classes) targets of the given rows, in their order."""
+        rows = np.arange(self.num_videos)[rows] if isinstance(rows, slice) else np.asarray(rows)
+        starts = np.asarray(self.indptr[rows], np.int64)
+        counts = np.asarray(self.indptr[rows + 1], np.int64) - starts
+        out = np.zeros((len(rows), self.num_classes), np.float32)
+        total = int(counts.sum())
+        if total:
+            which = np.repeat(np.arange(len(rows)), counts)
+            gather = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(total)
+            out[which, np.asarray(self.indices[gather])] = self.values[gather]
+        return out
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        out = Path(path)
+        tmp = out.with_name(f".{out.name}.partial")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        np.save(tmp / "indptr.npy", self.indptr)
+        np.save(tmp / "indices.npy", self.indices)
+        np.save(tmp / "values.npy", self.values)
+        (tmp / "meta.json").write_text(self.meta.model_dump_json(indent=2))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+        return out
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> SoftLabels:
+        src = Path(path)
+        if not (src / "meta.json").is_file():
+            raise Yt8mError(f"{src}: not a soft-label set (no meta.json)")
+        meta = SoftLabelsMeta.model_validate_json((src / "meta.json").read_text())
+        return cls(
+            indptr=np.load(src / "indptr.npy", mmap_mode="r"),
+            indices=np.load(src / "indices.npy", mmap_mode="r"),
+            values=np.load(src / "values.npy", mmap_mode="r"),
+            meta=meta,
+        )
+
+
+def build_soft_labels(ensemble_oof: Predictions, store: Store, blend: float = 0.0) -> SoftLabels:
+    """Soft labels from the ensemble's out-of-fold prediction set, aligned with ``store``."""
+    if not 0.0 <= blend <= 1.0:
+        raise Yt8mError(f"blend must be within [0, 1], got {blend}")
+    if len(ensemble_oof) != store.num_videos or ensemble_oof.meta.num_classes != store.num_classes:
+        raise Yt8mError(
+            f"{ensemble_oof.path}: {len(ensemble_oof)} videos x {ensemble_oof.meta.num_classes} "
+            f"classes, the store {store.num_videos} x {store.num_classes}"
+        )
+    classes = store.num_classes
+    label_ptr = np.asarray(store.labels_indptr, np.int64)
+    indptr_parts, index_parts, value_parts = [np.zeros(1, np.int64)], [], []
+    done = 0
+    for start in range(0, store.num_videos, BLOCK_VIDEOS):
+        stop = min(start + BLOCK_VIDEOS, store.num_videos)
+        idx = np.asarray(ensemble_oof.indices[start:stop], np.int64)
+        soft = np.asarray(ensemble_oof.scores[start:stop], np.float32)
+        local = np.arange(stop - start, dtype=np.int64)
+        soft_keys = (local[:, None] * classes + idx).ravel()
+        soft = soft.ravel()
+        # Padding entries of a prediction set (score 0) carry nothing: keep the matrix sparse.
+        kept = soft > 0
+        soft_keys, soft = soft_keys[kept], soft[kept]
+        counts = np.diff(label_ptr[start : stop + 1])
+        hard_keys = np.repeat(local, counts) * classes + np.asarray(
+            store.labels_indices[label_ptr[start] : label_ptr[stop]], np.int64
+        )
+        if blend > 0:
+            hard_keys = np.unique(hard_keys)  # a label listed twice is still one label
+            keys, inverse = np.unique(np.concatenate([soft_keys, hard_keys]), return_inverse=True)
+            values = np.zeros(len(keys), np.float32)
+            np.add.at(values, inverse[: len(soft_keys)], (1.0 - blend) * soft)
+            np.add.at(values, inverse[len(soft_keys) :], np.float32(blend))
+        else:
+            order = np.argsort(soft_keys, kind="stable")
+            keys, values = soft_keys[order], soft[order]
+        rows = keys // classes
+        indptr_parts.append(done + np.cumsum(np.bincount(rows, minlength=stop - start)))
+        index_parts.append((keys % classes).astype(np.int32))
+        value_parts.append(values.astype(np.float32))
+        done += len(keys)
+    return SoftLabels(
+        indptr=np.concatenate(indptr_parts),
+        indices=np.concatenate(index_parts) if index_parts else np.zeros(0, np.int32),
+        values=np.concatenate(value_parts) if value_parts else np.zeros(0, np.float32),
+        meta=SoftLabelsMeta(num_videos=store.num_videos, num_classes=classes, blend=blend,
+                            source=str(ensemble_oof.path)),
+    )
