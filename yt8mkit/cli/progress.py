@@ -12,7 +12,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-console = Console(stderr=True)
+# Soft wrap: long paths and ids stay on one line, whole and greppable.
+console = Console(stderr=True, soft_wrap=True)
 
 
 def progress_bar() -> Progress:

@@ -1,0 +1,93 @@
+"""The commands end to end on small synthetic data: synth → ingest → train / zoo → table →
+evaluate, and a pipeline that resumes without redoing finished stages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from typer.testing import CliRunner
+
+from yt8mkit.cli.main import app
+from yt8mkit.data.store import Store
+from yt8mkit.pipeline.config import PipelineConfig, demo_config
+from yt8mkit.pipeline.run import run_pipeline
+
+runner = CliRunner()
+TINY_MODEL = {
+    "model": {"name": "resnet_like", "params": {"inner_size": 32}},
+    "batch_size": 64, "eval_batch_size": 256, "epochs": 1, "threads": 1, "device": "cpu",
+    "optim": {"warmup_steps": 2},
+}
+
+
+def _ok(args: list[str]) -> str:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_synth_train_table_evaluate(tmp_path: Path) -> None:
+    out = _ok(["synth", "--out", str(tmp_path / "data"), "--videos", "300", "--classes", "15",
+               "--test-videos", "60", "--label-test"])
+    assert "300 videos" in out
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY_MODEL))
+    run = tmp_path / "run"
+    out = _ok(["train", str(config), "--store", str(tmp_path / "data"),
+               "--test-store", str(tmp_path / "data" / "test"), "--out", str(run)])
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0 < metrics["oof_gap"] < 1 and 0 < metrics["test_gap"] < 1
+    out = _ok(["evaluate", str(run / "submission.csv"), "--labels",
+               str(tmp_path / "data" / "test")])
+    assert f"{metrics['test_gap']:.5f}" in out and "Hit@1" in out
+    # The same labels as a store, and the store ingested on the fly by `train`.
+    out = _ok(["evaluate", str(run / "submission.csv"), "--labels", str(run / "test_store")])
+    assert f"{metrics['test_gap']:.5f}" in out
+    assert "tiny" in _ok(["table", str(tmp_path)])  # finds run/metrics.json
+    bad = runner.invoke(app, ["evaluate", str(run / "submission.csv"), "--labels",
+                              str(tmp_path / "data")])  # other videos: ids do not match
+    assert bad.exit_code == 2 and "not among" in bad.output
+
+
+def test_zoo_command_and_table(tmp_path: Path) -> None:
+    _ok(["synth", "--out", str(tmp_path / "data"), "--videos", "250", "--classes", "12"])
+    zoo = tmp_path / "zoo.yaml"
+    zoo.write_text(yaml.safe_dump({
+        "name": "z", "store": str(tmp_path / "data"), "defaults": TINY_MODEL,
+        "models": {"a": {}, "b": {"model": {"name": "logistic"}}},
+    }))
+    out = _ok(["zoo", str(zoo), "--out", str(tmp_path / "run")])
+    assert "10 jobs to run" in out
+    table = _ok(["table", str(tmp_path / "run")])
+    assert "GAP@20" in table and " a " in table and " b " in table
+    again = _ok(["zoo", str(zoo), "--out", str(tmp_path / "run")])
+    assert "0 jobs to run, 10 already done" in again
+
+
+def test_pipeline_resumes_without_redoing_stages(tmp_path: Path) -> None:
+    data = demo_config().model_dump(mode="json")
+    data["data"]["synth"].update(videos=300, classes=15, test_videos=60)
+    data["zoo"]["defaults"] = TINY_MODEL
+    data["zoo"]["models"] = {"tiny": {}}
+    config = PipelineConfig.from_dict(data, base=tmp_path)
+    first = run_pipeline(config, tmp_path / "run")
+    assert first.submission is not None and first.submission.is_file()
+    assert 0 < first.metrics["test"]["gap"] < 1
+    stamp = (tmp_path / "run" / "zoo" / "tiny" / "fold0" / "best.pt").stat().st_mtime_ns
+    second = run_pipeline(config, tmp_path / "run")
+    assert {"synth", "baseline"} <= set(second.skipped_stages)
+    assert (tmp_path / "run" / "zoo" / "tiny" / "fold0" / "best.pt").stat().st_mtime_ns == stamp
+    assert second.metrics["test"] == first.metrics["test"]
+    assert Store(tmp_path / "run" / "store").num_videos == 300
+    data["zoo"]["models"] = {"other": {}}
+    other = PipelineConfig.from_dict(data, base=tmp_path)
+    result = runner.invoke(app, ["pipeline", "--help"])
+    assert result.exit_code == 0
+    try:
+        run_pipeline(other, tmp_path / "run")
+    except Exception as err:
+        assert "another config" in str(err)
+    else:
+        raise AssertionError("a different config in the same run directory must be refused")

@@ -1,0 +1,170 @@
+"""Data commands: ingest TFRecords into a store, inspect it, assign folds, synthesise data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from yt8mkit.cli.app import app, fail
+from yt8mkit.cli.progress import console, progress_bar
+from yt8mkit.errors import Yt8mError
+
+
+@app.command()
+def ingest(
+    sources: Annotated[list[str], typer.Argument(help="TFRecord files, folders or globs.")],
+    out: Annotated[Path, typer.Option("--out", help="Store directory to write.")],
+    workers: Annotated[int, typer.Option(help="Decoding processes.")] = 2,
+    num_classes: Annotated[
+        int | None, typer.Option(help="Class count (default: largest label + 1).")
+    ] = None,
+    skip_corrupt: Annotated[
+        bool, typer.Option(help="Skip bad records, count them and list them in meta.json.")
+    ] = False,
+    no_crc: Annotated[bool, typer.Option("--no-crc", help="Do not check CRCs.")] = False,
+    float32: Annotated[
+        bool, typer.Option("--float32", help="Store video features as float32 (default float16).")
+    ] = False,
+    folds: Annotated[int, typer.Option(help="Folds to assign after ingest (0: none).")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of the fold assignment.")] = 0,
+) -> None:
+    """Ingest TFRecord shards into a memory-mapped store (resumes an interrupted ingest)."""
+    from yt8mkit.data.folds import write_folds
+    from yt8mkit.data.ingest import IngestConfig
+    from yt8mkit.data.ingest import ingest as run_ingest
+    from yt8mkit.data.sources import resolve_sources
+    from yt8mkit.data.store import Store
+
+    config = IngestConfig(
+        workers=workers,
+        num_classes=num_classes,
+        skip_corrupt=skip_corrupt,
+        check_crc=not no_crc,
+        video_dtype="float32" if float32 else "float16",
+    )
+    try:
+        files = resolve_sources(sources)
+        with progress_bar() as bar:
+            task = bar.add_task("ingest", total=len(files), status="")
+            videos = 0
+
+            def advance(path: str, n: int, done: int) -> None:
+                nonlocal videos
+                videos += n
+                bar.update(task, completed=done, status=f"{videos:,} videos")
+
+            meta = run_ingest(files, out, config, progress=advance)
+        if folds:
+            write_folds(Store(out), folds, seed)
+    except Yt8mError as err:
+        raise fail(err) from None
+    console.print(
+        f"wrote {out}: {meta.num_videos:,} videos, {meta.num_classes:,} classes, "
+        f"{meta.level}-level, {len(meta.skipped)} records skipped"
+    )
+
+
+@app.command()
+def info(store: Annotated[Path, typer.Argument(help="Store directory.")]) -> None:
+    """Counts, label statistics and dimensions of a store."""
+    from yt8mkit.data.folds import folds_info
+    from yt8mkit.data.store import Store
+
+    try:
+        s = Store(store)
+    except Yt8mError as err:
+        raise fail(err) from None
+    meta = s.meta
+    table = Table(title=str(store), show_header=False)
+    table.add_row("level", meta.level)
+    table.add_row("videos", f"{meta.num_videos:,}")
+    table.add_row("classes", f"{meta.num_classes:,}")
+    table.add_row("dims", ", ".join(f"{k}={v}" for k, v in meta.dims.items()))
+    table.add_row("video feature dtype", meta.video_dtype)
+    if meta.level == "frame":
+        counts = s.frame_counts()
+        table.add_row("frames", f"{meta.num_frames:,} (per video {counts.min()}–{counts.max()})")
+    if s.has_labels:
+        # Unlabelled (test) videos would pull the mean down without saying anything.
+        per_video = np.diff(np.asarray(s.labels_indptr))[np.asarray(s.labelled)]
+        class_counts = s.label_counts()
+        table.add_row(
+            "labels", f"{meta.num_labels:,} ({per_video.mean():.2f} a labelled video)"
+        )
+        table.add_row("classes seen", f"{int((class_counts > 0).sum()):,}")
+        top = np.argsort(-class_counts)[:5]
+        table.add_row("most frequent", ", ".join(f"{c} ({class_counts[c]})" for c in top))
+    table.add_row("unlabelled videos", f"{meta.num_unlabelled:,}")
+    table.add_row("skipped records", f"{len(meta.skipped)}")
+    folds = folds_info(s)
+    table.add_row(
+        "folds",
+        "none"
+        if folds is None
+        else f"{folds['num_folds']} (seed {folds['seed']}), sizes {folds['sizes']}",
+    )
+    console.print(table)
+
+
+@app.command()
+def folds(
+    store: Annotated[Path, typer.Argument(help="Store directory.")],
+    num_folds: Annotated[int, typer.Option("--folds", help="Number of folds.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+) -> None:
+    """(Re)assign seeded folds, saved with the store."""
+    from yt8mkit.data.folds import write_folds
+    from yt8mkit.data.store import Store
+
+    try:
+        result = write_folds(Store(store), num_folds, seed)
+    except (Yt8mError, ValueError) as err:
+        raise fail(err) from None
+    console.print(f"folds: sizes {np.bincount(result).tolist()}")
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write (must not exist).")],
+    videos: Annotated[int, typer.Option(help="Labelled (train) videos.")] = 3000,
+    classes: Annotated[int, typer.Option(help="Number of classes.")] = 100,
+    seed: Annotated[int, typer.Option(help="Seed: same seed, byte-identical files.")] = 0,
+    frames: Annotated[
+        bool, typer.Option("--frames", help="Frame-level SequenceExamples (else video-level).")
+    ] = False,
+    test_videos: Annotated[int, typer.Option(help="Videos of the test/ split.")] = 0,
+    label_test: Annotated[
+        bool, typer.Option("--label-test", help="Keep the labels in test/ (else hidden).")
+    ] = False,
+    precision: Annotated[float, typer.Option(help="Observed labels' precision vs gold.")] = 0.79,
+    recall: Annotated[float, typer.Option(help="Observed labels' recall vs gold.")] = 0.6,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
+) -> None:
+    """Synthetic YouTube-8M shards in the real schema, with the gold labels beside them."""
+    from pydantic import ValidationError
+
+    from yt8mkit.data.synth import SynthConfig, generate
+
+    try:
+        config = SynthConfig(
+            videos=videos, classes=classes, seed=seed, frames=frames, test_videos=test_videos,
+            label_test=label_test, label_precision=precision, label_recall=recall,
+        )
+        with progress_bar() as bar:
+            task = bar.add_task("synth", total=videos + test_videos, status="")
+            summary = generate(
+                config, out, progress=lambda n: bar.advance(task, n), overwrite=overwrite
+            )
+    except (Yt8mError, ValidationError) as err:
+        raise fail(err) from None
+    stats = summary.train
+    console.print(
+        f"wrote {out}: {stats.videos:,} videos in {stats.shards} shards, "
+        f"{stats.observed_labels_per_video:.2f} labels a video (precision "
+        f"{stats.label_precision:.2f}, recall {stats.label_recall:.2f} vs gold), "
+        f"{summary.seconds:.1f} s"
+    )

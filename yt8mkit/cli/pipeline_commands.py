@@ -1,0 +1,70 @@
+"""The whole system in one command: `yt8m pipeline CONFIG`, and `yt8m demo` on the
+embedded default config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from pydantic import ValidationError
+
+from yt8mkit.cli.app import app, fail
+from yt8mkit.cli.progress import console
+from yt8mkit.cli.train_commands import print_table
+from yt8mkit.errors import Yt8mError
+
+if TYPE_CHECKING:
+    from yt8mkit.pipeline.config import PipelineConfig
+
+
+def _run(config: PipelineConfig, out: Path, train: list[str] | None,
+         test: list[str] | None) -> None:
+    from yt8mkit.pipeline.run import run_pipeline
+
+    try:
+        result = run_pipeline(config, out, train, test,
+                              report=lambda message: console.print(message, markup=False))
+    except (Yt8mError, ValueError) as err:
+        raise fail(err) from None
+    print_table(out)
+    test_metrics = result.metrics.get("test")
+    if result.submission is not None:
+        console.print(f"submission: {result.submission}", markup=False)
+    if test_metrics:
+        console.print(
+            "test: " + ", ".join(f"{k} {v:.4f}" for k, v in test_metrics.items()
+                                 if isinstance(v, float)),
+            markup=False,
+        )
+    console.print(f"done in {result.metrics['seconds']:.0f} s; run directory {out}",
+                  markup=False)
+
+
+@app.command()
+def pipeline(
+    config: Annotated[Path, typer.Argument(help="Pipeline YAML, e.g. configs/real/...")],
+    train: Annotated[
+        list[str] | None, typer.Option("--train", help="Training TFRecords or store.")
+    ] = None,
+    test: Annotated[list[str] | None, typer.Option("--test", help="Test TFRecords, store.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/NAME).")] = None,
+) -> None:
+    """ingest → folds → zoo → ... → submission → evaluate; resumes after an interruption."""
+    from yt8mkit.pipeline.config import PipelineConfig
+
+    try:
+        cfg = PipelineConfig.from_yaml(config)
+    except (Yt8mError, ValidationError, OSError) as err:
+        raise fail(err) from None
+    _run(cfg, out or Path("runs") / cfg.name, train, test)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/demo"),
+) -> None:
+    """The whole pipeline on synthetic data from the embedded default config."""
+    from yt8mkit.pipeline.config import demo_config
+
+    _run(demo_config(), out, None, None)

@@ -1,0 +1,160 @@
+"""Training commands: one model over the folds, a zoo of models, the results table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from yt8mkit.cli.app import app, fail
+from yt8mkit.cli.progress import console, progress_bar
+from yt8mkit.errors import Yt8mError
+
+if TYPE_CHECKING:
+    from yt8mkit.data.store import Store
+
+StoreOption = Annotated[
+    list[str] | None,
+    typer.Option("--store", help="Training store, or TFRecord files/folders to ingest."),
+]
+TestStoreOption = Annotated[
+    list[str] | None,
+    typer.Option("--test-store", help="Test store, or TFRecord files/folders to ingest."),
+]
+
+
+def _parse_folds(text: str) -> list[int] | None:
+    if text == "all":
+        return None
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"--folds takes 'all' or a list like 0,2; got {text!r}") from None
+
+
+def _stores(train: list[str], test: list[str] | None, run_dir: Path) -> tuple[Store, Store | None]:
+    from yt8mkit.data.sources import open_or_ingest
+
+    with progress_bar() as bar:
+        task = bar.add_task("ingest", total=None, status="")
+
+        def advance(path: str, n: int, done: int) -> None:
+            bar.update(task, completed=done, status=Path(path).name)
+
+        train_store = open_or_ingest(train, run_dir, "store", progress=advance)
+        test_store = (
+            open_or_ingest(test, run_dir, "test_store", train_store.num_classes, advance)
+            if test
+            else None
+        )
+    return train_store, test_store
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="Model config YAML (see configs/).")],
+    store: StoreOption = None,
+    test_store: TestStoreOption = None,
+    folds: Annotated[str, typer.Option(help="'all' or a list of folds, e.g. 0,2.")] = "all",
+    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/NAME).")] = None,
+) -> None:
+    """Train one model over the folds: out-of-fold and test predictions, submission."""
+    from yt8mkit.train.config import TrainConfig
+    from yt8mkit.train.run import run_model
+
+    if not store:
+        raise typer.BadParameter("--store is required")
+    try:
+        cfg = TrainConfig.from_yaml(config)
+        run_dir = out or Path("runs") / cfg.name
+        train_store, test = _stores(store, test_store, run_dir)
+        with progress_bar() as bar:
+            task = bar.add_task(cfg.name, total=None, status="")
+
+            def show(kind: str, info: dict) -> None:
+                if kind == "step":
+                    bar.update(
+                        task, total=info["steps"], completed=info["step"],
+                        description=f"{cfg.name} fold {info['fold']} epoch {info['epoch']}",
+                        status=f"loss {info['loss']:.4f}",
+                    )
+                else:
+                    bar.console.print(
+                        f"fold {info['fold']} epoch {info['epoch']}: GAP@20 {info['gap']:.4f} "
+                        f"BCE {info['bce']:.3e}"
+                    )
+
+            metrics = run_model(cfg, train_store, run_dir, test, _parse_folds(folds), show)
+    except (Yt8mError, ValueError) as err:
+        raise fail(err) from None
+    console.print_json(json.dumps({k: v for k, v in metrics.items() if k != "folds"}))
+
+
+@app.command()
+def zoo(
+    zoo_file: Annotated[Path, typer.Argument(help="Zoo YAML: named model configs.")],
+    store: StoreOption = None,
+    test_store: TestStoreOption = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/NAME).")] = None,
+    backend: Annotated[str, typer.Option(help="local or ray.")] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (default: start Ray locally).")
+    ] = None,
+    retries: Annotated[int | None, typer.Option(help="Retries of a failed job.")] = None,
+) -> None:
+    """Train every model of a zoo on every fold; resumes, retries, reports failures."""
+    from yt8mkit.zoo.config import ZooConfig
+    from yt8mkit.zoo.runner import run_zoo
+
+    if backend not in ("local", "ray"):
+        raise typer.BadParameter("--backend is local or ray")
+    try:
+        cfg = ZooConfig.from_yaml(zoo_file)
+        run_dir = out or Path("runs") / cfg.name
+        train_source = store or ([cfg.store] if cfg.store else None)
+        if not train_source:
+            raise Yt8mError(f"{zoo_file}: no data: give --store or set `store:` in the zoo file")
+        test_source = test_store or ([cfg.test_store] if cfg.test_store else None)
+        train_store, test = _stores(train_source, test_source, run_dir)
+        result = run_zoo(
+            cfg.train_configs(), str(train_store.path), run_dir,
+            str(test.path) if test else None, backend,  # type: ignore[arg-type]
+            cfg.retries if retries is None else retries, address,
+            report=lambda message: console.print(message, markup=False),
+        )
+    except (Yt8mError, ValueError) as err:
+        raise fail(err) from None
+    print_table(run_dir)
+    if result.failed:
+        console.print(f"{len(result.failed)} job(s) failed; see {run_dir / 'failures.json'}",
+                      style="red", markup=False)
+        raise typer.Exit(code=1)
+
+
+def print_table(run_dir: Path) -> None:
+    from yt8mkit.zoo.table import collect_rows
+
+    rows = collect_rows(run_dir)
+    table = Table(title=f"{run_dir}: out-of-fold results, best first")
+    for column in ("model", "Fr.", "GAP@20", "BCE", "Ens."):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row.name,
+            "X" if row.frame_level else "×",
+            "—" if row.gap is None else f"{row.gap:.5f}",
+            "—" if row.bce is None else f"{row.bce:.2e}",
+            {True: "X", False: "×", None: "—"}[row.in_ensemble],
+        )
+    console.print(table)
+
+
+@app.command()
+def table(run_dir: Annotated[Path, typer.Argument(help="Zoo or pipeline run directory.")]) -> None:
+    """A table like the paper's Table 1: model, frame-level, GAP@20, BCE, in the ensemble."""
+    if not run_dir.is_dir():
+        raise fail(Yt8mError(f"{run_dir}: no such run directory"))
+    print_table(run_dir)

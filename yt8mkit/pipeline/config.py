@@ -1,0 +1,66 @@
+"""The pipeline's typed config: which data, which folds, which models, which stages."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from yt8mkit.data.synth import SynthConfig
+from yt8mkit.zoo.config import ZooConfig
+
+
+class DataConfig(BaseModel):
+    """Training and test data: TFRecord files/folders/globs or stores, or a synthetic set
+    generated into the run directory when no training data is named."""
+
+    model_config = ConfigDict(extra="forbid")
+    train: list[str] | None = None
+    test: list[str] | None = None
+    synth: SynthConfig | None = None
+    num_classes: int | None = None
+
+    @model_validator(mode="after")
+    def _some_data(self) -> DataConfig:
+        if not self.train and self.synth is None:
+            raise ValueError("data needs `train` (files or a store) or `synth` (a generator)")
+        return self
+
+
+class FoldsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    num_folds: int = Field(5, ge=2)
+    seed: int = 0
+
+
+class PipelineConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = "pipeline"
+    data: DataConfig
+    folds: FoldsConfig = Field(default_factory=FoldsConfig)
+    zoo: ZooConfig
+    backend: Literal["local", "ray"] = "local"
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> PipelineConfig:
+        path = Path(path)
+        data = yaml.safe_load(path.read_text()) or {}
+        return cls.from_dict(data, base=path.parent)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], base: Path) -> PipelineConfig:
+        config = cls.model_validate(data)
+        config.zoo.set_base(base)
+        return config
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def demo_config() -> PipelineConfig:
+    """The embedded default of `make demo`: synthetic data, a small zoo."""
+    text = resources.files("yt8mkit.configs").joinpath("demo.yaml").read_text()
+    return PipelineConfig.from_dict(yaml.safe_load(text), base=Path("."))

@@ -1,0 +1,190 @@
+"""Run the pipeline's stages in order inside one run directory.
+
+Run directory::
+
+    config.yaml         the effective config (a different one is refused: no overwriting)
+    synth/              the generated data, when the config asks for synthetic data
+    store/, test_store/ ingested TFRecords (a store named as data is used in place)
+    baseline/           the label-frequency baseline: metrics.json, submission.csv
+    zoo/NAME/           one first-level model: folds, out-of-fold and test predictions
+    stages/NAME.json    written when a stage completes; a rerun skips completed stages
+    metrics.json        the summary: every model's out-of-fold GAP@20, test GAP@20
+    submission.csv      the submission of the run's best model, when there is test data
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from yt8mkit.baselines import frequency_prior, frequency_top_k
+from yt8mkit.data.folds import folds_info, write_folds
+from yt8mkit.data.sources import open_or_ingest
+from yt8mkit.data.store import Store
+from yt8mkit.data.submission import write_submission
+from yt8mkit.data.synth import TEST_DIR, generate
+from yt8mkit.errors import Yt8mError
+from yt8mkit.evaluation import evaluate_submission
+from yt8mkit.pipeline.config import PipelineConfig
+from yt8mkit.train.run import store_folds
+from yt8mkit.zoo.runner import run_zoo
+
+Report = Callable[[str], None]
+
+
+@dataclass
+class PipelineResult:
+    run_dir: Path
+    metrics: dict = field(default_factory=dict)
+    submission: Path | None = None
+    skipped_stages: list[str] = field(default_factory=list)
+
+
+class _Stages:
+    """Completion markers: a stage that finished is not redone."""
+
+    def __init__(self, run_dir: Path, report: Report) -> None:
+        self.dir = run_dir / "stages"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.report = report
+        self.skipped: list[str] = []
+
+    def done(self, name: str) -> dict | None:
+        path = self.dir / f"{name}.json"
+        if path.is_file():
+            self.skipped.append(name)
+            self.report(f"stage {name}: complete, skipped")
+            return json.loads(path.read_text())
+        return None
+
+    def finish(self, name: str, info: dict) -> dict:
+        tmp = self.dir / f".{name}.json.tmp"
+        tmp.write_text(json.dumps(info, indent=2))
+        tmp.replace(self.dir / f"{name}.json")
+        return info
+
+
+def _check_config(run_dir: Path, config: PipelineConfig) -> None:
+    path = run_dir / "config.yaml"
+    text = config.to_yaml()
+    if path.is_file() and path.read_text() != text:
+        raise Yt8mError(f"{run_dir}: this run directory holds another config; use a new --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def _data(config: PipelineConfig, run_dir: Path, stages: _Stages, report: Report,
+          ) -> tuple[Store, Store | None]:
+    data = config.data
+    train, test = data.train, data.test
+    if not train:
+        assert data.synth is not None
+        synth_dir = run_dir / "synth"
+        if stages.done("synth") is None:
+            report(f"stage synth: {data.synth.videos:,} videos, {data.synth.classes} classes")
+            if synth_dir.exists():  # a crash between generate and its marker
+                shutil.rmtree(synth_dir)
+            summary = generate(data.synth, synth_dir)
+            stages.finish("synth", {"seconds": summary.seconds, "files": len(summary.files)})
+        train = [str(synth_dir)]
+        if data.synth.test_videos and test is None:
+            test = [str(synth_dir / TEST_DIR)]
+    report("stage ingest")
+    store = open_or_ingest(train, run_dir, "store", data.num_classes)
+    test_store = open_or_ingest(test, run_dir, "test_store", store.num_classes) if test else None
+    if test_store is not None and test_store.num_classes > store.num_classes:
+        raise Yt8mError(
+            f"test data has labels up to {test_store.num_classes - 1}, the training data "
+            f"{store.num_classes - 1}; set data.num_classes"
+        )
+    return store, test_store
+
+
+def _folds(config: PipelineConfig, store: Store, report: Report) -> None:
+    info = folds_info(store)
+    wanted = config.folds
+    if info is None or (info["num_folds"], info["seed"]) != (wanted.num_folds, wanted.seed):
+        report(f"stage folds: {wanted.num_folds} folds, seed {wanted.seed}")
+        write_folds(store, wanted.num_folds, wanted.seed)
+
+
+def _baseline(store: Store, test_store: Store | None, run_dir: Path, stages: _Stages,
+              report: Report) -> dict:
+    """The label-frequency prior: out-of-fold (priors from the other folds) and on test."""
+    done = stages.done("baseline")
+    if done is not None:
+        return done
+    report("stage baseline: label frequencies")
+    from yt8mkit.metrics import GapAccumulator
+
+    folds = store_folds(store)
+    accumulator = GapAccumulator(k=20)
+    for fold in np.unique(folds):
+        held_out = np.flatnonzero(folds == fold)
+        indices, scores = frequency_top_k(frequency_prior(store, np.flatnonzero(folds != fold)),
+                                          len(held_out))
+        accumulator.add_top_k(indices, scores, store.labels_dense(held_out))
+    out = run_dir / "baseline"
+    out.mkdir(exist_ok=True)
+    metrics: dict = {"name": "label_frequency", "model": "frequency_prior",
+                     "frame_level": False, "oof_gap": accumulator.gap()}
+    if test_store is not None:
+        indices, scores = frequency_top_k(frequency_prior(store), test_store.num_videos)
+        write_submission(out / "submission.csv", test_store.ids(), indices, scores)
+        if test_store.has_labels:
+            metrics["test_gap"] = evaluate_submission(out / "submission.csv", test_store).gap
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return stages.finish("baseline", metrics)
+
+
+def run_pipeline(
+    config: PipelineConfig,
+    run_dir: Path,
+    train: list[str] | None = None,
+    test: list[str] | None = None,
+    report: Report | None = None,
+) -> PipelineResult:
+    """Every stage in order; completed stages are skipped, so a rerun resumes."""
+    say = report or (lambda message: None)
+    if train or test:
+        data = config.data.model_copy(
+            update={"train": train or config.data.train, "test": test or config.data.test}
+        )
+        config = config.model_copy(update={"data": data})
+    _check_config(run_dir, config)
+    began = time.perf_counter()
+    stages = _Stages(run_dir, say)
+    store, test_store = _data(config, run_dir, stages, say)
+    _folds(config, store, say)
+    metrics: dict = {"name": config.name, "models": {}}
+    metrics["models"]["label_frequency"] = _baseline(store, test_store, run_dir, stages, say)
+
+    say(f"stage zoo: {len(config.zoo.models)} models x {config.folds.num_folds} folds")
+    zoo = run_zoo(config.zoo.train_configs(), str(store.path), run_dir / "zoo",
+                  str(test_store.path) if test_store else None, config.backend,
+                  config.zoo.retries, report=say)
+    if zoo.failed:
+        failures = run_dir / "zoo" / "failures.json"
+        raise Yt8mError(f"{len(zoo.failed)} zoo job(s) failed; see {failures}")
+    metrics["models"].update(zoo.metrics)
+
+    result = PipelineResult(run_dir=run_dir, skipped_stages=stages.skipped)
+    best = max(zoo.metrics, key=lambda name: zoo.metrics[name].get("oof_gap", -1.0))
+    metrics["best_model"] = best
+    if test_store is not None:
+        submission = run_dir / "zoo" / best / "submission.csv"
+        shutil.copyfile(submission, run_dir / "submission.csv")
+        result.submission = run_dir / "submission.csv"
+        if test_store.has_labels:
+            scored = evaluate_submission(result.submission, test_store)
+            metrics["test"] = scored.to_dict()
+    metrics["seconds"] = time.perf_counter() - began
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    result.metrics = metrics
+    return result
