@@ -5,6 +5,13 @@ the store writer appends chunks in file order. Every check that can be made on o
 record is made here, so that an error names the file and the record; checks across
 files (duplicate ids, one level and one set of dimensions for the whole store) are
 the writer's.
+
+Video-level shards are decoded a file at a time: framed and CRC-checked in bulk
+(``read_spans``), every Example located by ``fastparse.scan_examples``, every feature
+row gathered with one fancy index, and the checks run as numpy expressions over all
+records. The fast path only ever accepts a record that passes every check; any other
+record (an unusual encoding, a fault) goes through the general decoder and the scalar
+checks, which stay the reference, so the errors and their messages are the same.
 """
 
 from __future__ import annotations
@@ -15,9 +22,11 @@ from typing import Literal
 import numpy as np
 
 from yt8mkit.data.example import Feature, WireError, decode_example, decode_sequence_example
+from yt8mkit.data.fastparse import BYTES_LIST, FLOAT_LIST, INT64_LIST, gather_rows, scan_examples
+from yt8mkit.data.half import as_video_dtype
 from yt8mkit.data.quantize import dequantize
 from yt8mkit.data.schema import ID_KEYS, LABELS_KEY, FeatureSchema
-from yt8mkit.data.tfrecord import TFRecordReader
+from yt8mkit.data.tfrecord import RecordSpans, read_spans
 from yt8mkit.errors import BadInputError
 
 Level = Literal["video", "frame"]
@@ -35,8 +44,9 @@ class ShardChunk:
     labelled: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     # index of each video's record in the file (differs from position when records are skipped)
     record_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
-    # modality -> (videos, dim) float32: the record's mean_* features, or for frame-level
-    # records the mean of the dequantized frames, as the dataset defines video features.
+    # modality -> (videos, dim): the record's mean_* features, or for frame-level records
+    # the mean of the dequantized frames, as the dataset defines video features; float32
+    # unless ShardOptions.video_dtype says otherwise.
     video: dict[str, np.ndarray] = field(default_factory=dict)
     frame_counts: np.ndarray | None = None
     # modality -> (all frames of the shard, dim) uint8, videos one after another.
@@ -55,7 +65,9 @@ class ShardChunk:
 @dataclass(frozen=True)
 class ShardOptions:
     """What a shard must look like. ``dims`` and ``level`` None mean: learn them from
-    the first record, then hold every later record to them."""
+    the first record, then hold every later record to them. ``video_dtype`` is the dtype
+    of ``ShardChunk.video``: converting in the workers spares the one store writer a
+    pass over every feature."""
 
     schema: FeatureSchema = field(default_factory=FeatureSchema)
     dims: dict[str, int] | None = None
@@ -63,6 +75,7 @@ class ShardOptions:
     num_classes: int | None = None
     check_crc: bool = True
     skip_corrupt: bool = False
+    video_dtype: str = "float32"
 
 
 def detect_level(payload: bytes) -> Level:
@@ -164,8 +177,227 @@ def _frames_from_features(modality: str, features: list[Feature]) -> np.ndarray:
     return np.frombuffer(b"".join(rows), np.uint8).reshape(len(rows), -1)
 
 
+@dataclass
+class _Video:
+    """One record that passed the scalar checks."""
+
+    video: dict[str, np.ndarray]
+    video_id: bytes
+    labels: np.ndarray | None
+
+
+def _check_video(
+    features: dict[str, Feature], options: ShardOptions, dims: dict[str, int] | None
+) -> _Video:
+    """The checks of one video-level record, in the order that decides which fault is
+    reported for a record with several: features by modality, then the id, the labels."""
+    video = _video_features(features, options.schema, dims)
+    return _Video(video, _id_of(features), _labels_of(features, options.num_classes))
+
+
+# ---------------------------------------------------------------- video level, vectorised
+
+
+@dataclass
+class _Fast:
+    """Records that passed every check, found with numpy; arrays over those records."""
+
+    rows: np.ndarray  # positions among the records decoded, ascending
+    ids: list[bytes]
+    labelled: np.ndarray
+    label_counts: np.ndarray
+    labels: np.ndarray  # the labels of every row, one row after another
+    video: dict[str, np.ndarray]  # float32 (rows, dim)
+    dims: dict[str, int]
+
+
+def _fast_records(spans: RecordSpans, begin: int, options: ShardOptions) -> _Fast:
+    """The records of ``begin:`` that the scan decoded and that pass every check when
+    each modality has the width of the first such record (or the given dims)."""
+    schema = options.schema
+    keys = {m: schema.video_key(m) for m in schema.modalities}
+    buf = spans.buf
+    starts = spans.start[begin:]
+    scan = scan_examples(buf, starts, spans.end[begin:], [*ID_KEYS, LABELS_KEY, *keys.values()])
+    n = len(starts)
+    ok = scan.plain.copy()
+    id_start = np.zeros(n, np.int64)
+    id_length = np.zeros(n, np.int64)
+    has_id = np.zeros(n, bool)
+    for key in ID_KEYS:  # the first id key present is the one that counts
+        span = scan.keys[key]
+        here = span.present & ~has_id
+        ok &= ~here | (span.kind == BYTES_LIST)
+        id_start[here], id_length[here] = span.start[here], span.length[here]
+        has_id |= here
+    ok &= has_id
+    labels = scan.keys[LABELS_KEY]
+    ok &= ~labels.present | (labels.kind == INT64_LIST)
+    if labels.values.size:
+        bad = labels.values < 0
+        if options.num_classes is not None:
+            bad |= labels.values >= options.num_classes
+        if bad.any():
+            ok[np.repeat(np.arange(n), labels.counts)[bad]] = False
+    for key in keys.values():
+        ok &= scan.keys[key].kind == FLOAT_LIST
+    dims: dict[str, int] = {}
+    first = int(np.argmax(ok))
+    for m, key in keys.items():
+        width = scan.keys[key].length // 4
+        given = options.dims.get(m) if options.dims is not None else None
+        dims[m] = given if given is not None else int(width[first]) if ok.any() else 0
+        ok &= width == dims[m]
+    rows = np.flatnonzero(ok)
+    video = {
+        m: gather_rows(buf, scan.keys[key].start[rows], 4 * dims[m]).view("<f4")
+        for m, key in keys.items()
+    }
+    finite = np.ones(len(rows), bool)
+    for values in video.values():
+        finite &= np.isfinite(values).all(axis=1)
+    if not finite.all():
+        ok[rows[~finite]] = False
+        rows = rows[finite]
+        video = {m: values[finite] for m, values in video.items()}
+    id_end = id_start + id_length
+    data = spans.data
+    return _Fast(
+        rows=rows,
+        ids=[data[a:b] for a, b in zip(id_start[rows].tolist(), id_end[rows].tolist())],
+        labelled=labels.present[rows],
+        label_counts=labels.counts[rows],
+        labels=labels.values[np.repeat(ok, labels.counts)],
+        video=video,
+        dims=dims,
+    )
+
+
+def _video_chunk(
+    spans: RecordSpans, begin: int, options: ShardOptions
+) -> tuple[ShardChunk, list[BadInputError]]:
+    """Decode and check records ``begin:`` of a video-level shard, as checking each
+    record in turn would: dims (unless given) are those of the first record that
+    passes, records before it are checked without dims, records after it with them."""
+    path = spans.path
+    fast = _fast_records(spans, begin, options)
+    n = len(spans) - begin
+    rest = np.ones(n, bool)
+    rest[fast.rows] = False
+    faults: dict[int, str] = {}
+    decoded: dict[int, dict[str, Feature]] = {}
+
+    def decode(rows: np.ndarray) -> None:
+        for row in rows.tolist():
+            try:
+                decoded[row] = decode_example(spans.payload(begin + row))
+            except WireError as err:
+                faults[row] = f"malformed record: {err}"
+
+    decode(np.flatnonzero(rest))
+    dims = options.dims
+    if dims is None:
+        # Records before the first good one are checked without dims, and fail.
+        first_fast = int(fast.rows[0]) if len(fast.rows) else n
+        for row, features in decoded.items():
+            if row > first_fast:
+                break
+            try:
+                video = _check_video(features, options, None).video
+            except _RecordError as err:
+                faults[row] = str(err)
+                continue
+            dims = {m: int(v.size) for m, v in video.items()}
+            break
+        if dims is None and first_fast < n:
+            dims = fast.dims
+    if dims is not None and dims != fast.dims and len(fast.rows):
+        # The first good record came through the general decoder with other dims: every
+        # fast record after it has the wrong width, and the scalar checks say so.
+        decode(fast.rows)
+        fast = _Fast(
+            np.zeros(0, np.int64),
+            [],
+            np.zeros(0, bool),
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+            {m: np.zeros((0, 0), np.float32) for m in fast.video},
+            fast.dims,
+        )
+    good: dict[int, _Video] = {}
+    for row, features in sorted(decoded.items()):
+        if row not in faults:
+            try:
+                good[row] = _check_video(features, options, dims)
+            except _RecordError as err:
+                faults[row] = str(err)
+    chunk = _assemble(spans, begin, options, fast, good, dims or {})
+    index = spans.index[begin:]
+    return chunk, [BadInputError(path, what, int(index[row])) for row, what in faults.items()]
+
+
+def _assemble(
+    spans: RecordSpans,
+    begin: int,
+    options: ShardOptions,
+    fast: _Fast,
+    slow: dict[int, _Video],
+    dims: dict[str, int],
+) -> ShardChunk:
+    """The chunk of the good records in file order: the fast records as they are, merged
+    with any that went through the general decoder."""
+    modalities = options.schema.modalities
+    if not slow:
+        rows = fast.rows
+        ids = fast.ids
+        labelled = fast.labelled
+        counts = fast.label_counts
+        labels = fast.labels
+        video = fast.video
+    else:
+        slow_rows = np.array(sorted(slow), np.int64)
+        order = np.argsort(np.concatenate([fast.rows, slow_rows]), kind="stable")
+        rows = np.concatenate([fast.rows, slow_rows])[order]
+        records = [slow[int(r)] for r in slow_rows]
+        no_labels = np.zeros(0, np.int64)
+        every_id = [*fast.ids, *(v.video_id for v in records)]
+        ids = [every_id[i] for i in order.tolist()]
+        labelled = np.concatenate([fast.labelled, [v.labels is not None for v in records]])
+        labelled = labelled[order].astype(bool)
+        per_row = [
+            *np.split(fast.labels, np.cumsum(fast.label_counts)[:-1]),
+            *(v.labels if v.labels is not None else no_labels for v in records),
+        ]
+        if not len(fast.rows):
+            per_row = per_row[1:]  # np.split of an empty array gives one empty piece
+        counts = np.array([len(per_row[i]) for i in order.tolist()], np.int64)
+        labels = np.concatenate([per_row[i] for i in order.tolist()])
+        video = {
+            m: np.concatenate(
+                [fast.video[m].reshape(-1, dims[m]), np.stack([v.video[m] for v in records])]
+            )[order]
+            for m in modalities
+        }
+    if not len(rows):
+        video = {m: np.zeros((0, dims.get(m, 0)), np.float32) for m in modalities}
+    return ShardChunk(
+        path=spans.path,
+        level="video",
+        ids=ids,
+        label_counts=counts.astype(np.int32),
+        label_indices=labels.astype(np.int32),
+        labelled=labelled,
+        record_indices=spans.index[begin:][rows].astype(np.int32),
+        video={m: as_video_dtype(values, options.video_dtype) for m, values in video.items()},
+    )
+
+
+# ---------------------------------------------------------------- frame level
+
+
 class _ChunkBuilder:
-    """Collects decoded records; learns dims from the first one when not given."""
+    """Collects decoded records one at a time (frame-level shards hold a few large
+    records, whose per-frame work is vectorised already); learns dims from the first."""
 
     def __init__(self, path: str, level: Level, options: ShardOptions) -> None:
         self.path = path
@@ -217,7 +449,10 @@ class _ChunkBuilder:
             labelled=np.array(self.labelled, bool),
             record_indices=np.array(self.record_indices, np.int32),
             video={
-                m: np.stack(v) if v else np.zeros((0, dims.get(m, 0)), np.float32)
+                m: as_video_dtype(
+                    np.stack(v) if v else np.zeros((0, dims.get(m, 0)), np.float32),
+                    self.options.video_dtype,
+                )
                 for m, v in self.video.items()
             },
             skipped=skipped,
@@ -240,22 +475,44 @@ def read_shard(path: str, options: ShardOptions | None = None) -> ShardChunk:
     ``chunk.skipped`` (a broken frame header or truncation ends the file there).
     """
     options = options or ShardOptions()
-    skipped: list[BadInputError] = []
-    builder: _ChunkBuilder | None = None
-    errors = skipped if options.skip_corrupt else None
-    with TFRecordReader(path, options.check_crc, errors=errors) as reader:
-        for index, payload in reader.indexed():
-            try:
-                if builder is None:
-                    level = options.level or detect_level(payload)
-                    builder = _ChunkBuilder(path, level, options)
-                builder.add(index, payload)
-            except (_RecordError, WireError) as err:
-                what = str(err) if isinstance(err, _RecordError) else f"malformed record: {err}"
-                bad = BadInputError(path, what, index)
-                if not options.skip_corrupt:
-                    raise bad from None
-                skipped.append(bad)
-    if builder is None:
-        return ShardChunk(path=path, level=options.level or "video", skipped=skipped)
-    return builder.build(skipped)
+    spans = read_spans(path, options.check_crc)
+    faults = list(spans.crc_errors)
+    level = options.level
+    begin = 0
+    # The level is that of the first intact record the general decoder can read.
+    while level is None and begin < len(spans):
+        try:
+            level = detect_level(spans.payload(begin))
+        except WireError as err:
+            faults.append(BadInputError(path, f"malformed record: {err}", int(spans.index[begin])))
+            begin += 1
+    if level is None:
+        chunk = ShardChunk(path=path, level="video")
+    elif level == "video":
+        chunk, found = _video_chunk(spans, begin, options)
+        faults.extend(found)
+    else:
+        chunk = _frame_chunk(spans, begin, options, faults)
+    # In file order, the fault that ended the file last: the order in which checking
+    # each record in turn meets them.
+    faults.sort(key=lambda err: -1 if err.record is None else err.record)
+    if spans.fatal is not None:
+        faults.append(spans.fatal)
+    if faults and not options.skip_corrupt:
+        raise faults[0]
+    chunk.skipped = faults
+    return chunk
+
+
+def _frame_chunk(
+    spans: RecordSpans, begin: int, options: ShardOptions, faults: list[BadInputError]
+) -> ShardChunk:
+    builder = _ChunkBuilder(spans.path, "frame", options)
+    for i in range(begin, len(spans)):
+        index = int(spans.index[i])
+        try:
+            builder.add(index, spans.payload(i))
+        except (_RecordError, WireError) as err:
+            what = str(err) if isinstance(err, _RecordError) else f"malformed record: {err}"
+            faults.append(BadInputError(spans.path, what, index))
+    return builder.build([])

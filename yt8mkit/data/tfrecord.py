@@ -1,8 +1,13 @@
 """TFRecord framing: length, masked CRC32C of the length, payload, masked CRC32C of the payload.
 
-Files are memory-mapped, so reading a shard holds one record at a time beyond what the
-OS page cache keeps. Each record is copied out once as ``bytes``: google-crc32c only
-accepts read-only ``bytes``, and owning the payload lets the map close at any time.
+Two readers with the same checks and the same messages:
+
+- ``TFRecordReader`` memory-maps a file and yields one record at a time, so it holds one
+  record beyond what the OS page cache keeps. Each record is copied out once as
+  ``bytes``: google-crc32c only accepts read-only ``bytes``, and owning the payload
+  lets the map close at any time.
+- ``read_spans`` maps a whole shard and frames it in bulk for the vectorised decoders:
+  records are located by offset in the file's bytes.
 """
 
 from __future__ import annotations
@@ -11,14 +16,17 @@ import mmap
 import os
 import struct
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 import google_crc32c
+import numpy as np
 
 from yt8mkit.errors import BadInputError
 
 _HEADER = struct.Struct("<QI")
+_LENGTH = struct.Struct("<Q")
 _FOOTER = struct.Struct("<I")
 _MASK_DELTA = 0xA282EAD8
 
@@ -126,6 +134,112 @@ class TFRecordReader:
                 yield index, payload
             offset = end + _FOOTER.size
             index += 1
+
+
+def _mask(crc: np.ndarray) -> np.ndarray:
+    """``masked_crc32c``'s masking of an array of CRCs (uint32 arithmetic wraps)."""
+    crc = crc.astype(np.uint32)
+    return ((crc >> 15) | (crc << 17)) + np.uint32(_MASK_DELTA)
+
+
+def _u32_at(buf: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """The little-endian uint32 at each offset of ``buf``."""
+    return buf[offsets[:, None] + np.arange(4)].view("<u4").ravel()
+
+
+@dataclass
+class RecordSpans:
+    """The intact records of one file: record ``index[i]`` of the file is
+    ``data[start[i]:end[i]]``.
+
+    A record whose payload CRC fails is left out and listed in ``crc_errors`` (the
+    framing around it is intact, so the records after it are still found); ``fatal``
+    is the fault that ends the file early (a corrupt length field, a truncation, not a
+    TFRecord at all), after every record listed."""
+
+    path: str
+    data: bytes | mmap.mmap
+    index: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    crc_errors: list[BadInputError] = field(default_factory=list)
+    fatal: BadInputError | None = None
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def buf(self) -> np.ndarray:
+        return np.frombuffer(self.data, np.uint8)
+
+    def payload(self, i: int) -> bytes:
+        return self.data[int(self.start[i]) : int(self.end[i])]
+
+
+def read_spans(path: str | os.PathLike[str], check_crc: bool = True) -> RecordSpans:
+    """Frame a whole file: the same checks and messages as ``TFRecordReader``, in bulk
+    (the length CRCs as numpy comparisons, one google-crc32c call a payload)."""
+    name = str(path)
+    # Mapped, not read: a frame-level shard can be hundreds of MB, and its pages then stay
+    # page cache (shared, reclaimable) instead of a private copy. The map closes when the
+    # last array over it goes (numpy holds it open while a view exists).
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+    heads: list[int] = []
+    unpack = _LENGTH.unpack_from
+    offset = 0
+    # Each length says where the next record starts: a serial chain, so a plain loop that
+    # does nothing else; lengths and bounds are checked over all records afterwards.
+    while size - offset >= _HEADER.size:
+        heads.append(offset)
+        offset += unpack(data, offset)[0] + _HEADER.size + _FOOTER.size
+    buf = np.frombuffer(data, np.uint8)
+    head = np.array(heads, np.int64)
+    length = buf[head[:, None] + np.arange(8)].view("<u8").ravel()
+    truncated: BadInputError | None = None
+    if offset > size:
+        last = len(heads) - 1
+        present = max(size - heads[-1] - _HEADER.size - _FOOTER.size, 0)
+        what = f"truncated record: header says {int(length[-1])} bytes, {present} present"
+        truncated = BadInputError(name, what, last)
+    elif offset < size:
+        what = f"truncated record: {size - offset} bytes left, header needs 12"
+        truncated = BadInputError(name, what, len(heads))
+    fatal = truncated
+    count = len(heads) if truncated is None else truncated.record
+    if check_crc and len(heads):
+        # The length field's CRC depends only on the length, and a file's records have
+        # few distinct lengths: one library call per distinct length.
+        distinct, which = np.unique(length, return_inverse=True)
+        expected = np.array([masked_crc32c(_LENGTH.pack(int(v))) for v in distinct], np.uint32)
+        bad = np.flatnonzero(expected[which] != _u32_at(buf, head + 8))
+        # A length is checked before it is trusted: a bad length CRC outranks the
+        # truncation that the corrupt length itself may have caused.
+        if bad.size:
+            count = int(bad[0])
+            fatal = (
+                BadInputError(name, "bad length CRC (corrupt record header)", count)
+                if count
+                else BadInputError(
+                    name, "not a TFRecord file: the first record's length CRC does not match"
+                )
+            )
+    start = head[:count] + _HEADER.size
+    end = start + length[:count].astype(np.int64)
+    index = np.arange(count, dtype=np.int64)
+    crc_errors: list[BadInputError] = []
+    if check_crc and count:
+        payloads = map(data.__getitem__, map(slice, start.tolist(), end.tolist()))
+        computed = np.fromiter(map(google_crc32c.value, payloads), np.uint32, count)
+        good = _mask(computed) == _u32_at(buf, end)
+        if not good.all():
+            crc_errors = [
+                BadInputError(name, "bad data CRC (corrupt record payload)", int(i))
+                for i in index[~good]
+            ]
+            index, start, end = index[good], start[good], end[good]
+    return RecordSpans(name, data, index, start, end, crc_errors, fatal)
 
 
 def iter_records(path: str | os.PathLike[str], check_crc: bool = True) -> Iterator[bytes]:
