@@ -10,6 +10,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from yt8mkit.data.synth import SynthConfig
+from yt8mkit.distill.config import DistillConfig
+from yt8mkit.ensemble.config import StackConfig
+from yt8mkit.export.final import ExportConfig
 from yt8mkit.zoo.config import ZooConfig
 
 
@@ -43,6 +46,10 @@ class PipelineConfig(BaseModel):
     folds: FoldsConfig = Field(default_factory=FoldsConfig)
     zoo: ZooConfig
     backend: Literal["local", "ray"] = "local"
+    # A stage set to null is not run (nor the ones that need it).
+    stack: StackConfig | None = Field(default_factory=StackConfig)
+    distill: DistillConfig | None = Field(default_factory=DistillConfig)
+    export: ExportConfig | None = Field(default_factory=ExportConfig)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> PipelineConfig:

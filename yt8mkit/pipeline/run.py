@@ -7,9 +7,14 @@ Run directory::
     store/, test_store/ ingested TFRecords (a store named as data is used in place)
     baseline/           the label-frequency baseline: metrics.json, submission.csv
     zoo/NAME/           one first-level model: folds, out-of-fold and test predictions
+    ensemble/           LightGBM over candidate labels: oof/, test/, metrics.json
+    distill/            soft labels, students, the final model (soft and hard labels)
+    final_model.onnx    the exported final model (+ .json: size, agreement, GAP check)
     stages/NAME.json    written when a stage completes; a rerun skips completed stages
     metrics.json        the summary: every model's out-of-fold GAP@20, test GAP@20
-    submission.csv      the submission of the run's best model, when there is test data
+    submission.csv      the final model's submission (ONNX Runtime), when there is test
+                        data; without the later stages, the best zoo model's
+    table_rows.json     the second-level rows of `yt8m table`
 """
 
 from __future__ import annotations
@@ -174,17 +179,96 @@ def run_pipeline(
         raise Yt8mError(f"{len(zoo.failed)} zoo job(s) failed; see {failures}")
     metrics["models"].update(zoo.metrics)
 
-    result = PipelineResult(run_dir=run_dir, skipped_stages=stages.skipped)
     best = max(zoo.metrics, key=lambda name: zoo.metrics[name].get("oof_gap", -1.0))
     metrics["best_model"] = best
+    submission = run_dir / "zoo" / best / "submission.csv"
+    rows: list[dict] = []
+    if config.stack is not None:
+        metrics["ensemble"] = _stack(config, store, test_store, run_dir, list(zoo.metrics),
+                                     stages, say)
+        rows.append({"name": "lightgbm_ensemble", "frame_level": False,
+                     "gap": metrics["ensemble"]["oof_gap"], "bce": None, "in_ensemble": None})
+        if config.distill is not None:
+            metrics["distill"] = _distill(config, store, test_store, run_dir, stages, say)
+            for name, values in metrics["distill"].items():
+                if name.endswith("final"):
+                    rows.append({"name": f"final_model_{name.split('_')[0]}_labels",
+                                 "frame_level": False, "gap": values["oof_gap"],
+                                 "bce": values.get("oof_bce"), "in_ensemble": None})
+            if config.export is not None:
+                metrics["export"] = _export(config, store, run_dir, stages, say)
+                if test_store is not None:
+                    submission = _predict(run_dir, test_store, stages, say)
+    (run_dir / "table_rows.json").write_text(json.dumps(rows, indent=2))
+    if config.stack is not None:
+        (run_dir / "ensemble" / "members.json").write_text(json.dumps(list(zoo.metrics)))
+
+    result = PipelineResult(run_dir=run_dir, skipped_stages=stages.skipped)
     if test_store is not None:
-        submission = run_dir / "zoo" / best / "submission.csv"
-        shutil.copyfile(submission, run_dir / "submission.csv")
+        if submission != run_dir / "submission.csv":
+            shutil.copyfile(submission, run_dir / "submission.csv")
         result.submission = run_dir / "submission.csv"
         if test_store.has_labels:
-            scored = evaluate_submission(result.submission, test_store)
-            metrics["test"] = scored.to_dict()
+            metrics["test"] = evaluate_submission(result.submission, test_store).to_dict()
     metrics["seconds"] = time.perf_counter() - began
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     result.metrics = metrics
     return result
+
+
+def _stack(config: PipelineConfig, store: Store, test_store: Store | None, run_dir: Path,
+           models: list[str], stages: _Stages, say: Report) -> dict:
+    done = stages.done("stack")
+    if done is not None:
+        return done
+    from yt8mkit.ensemble import run_stack
+
+    assert config.stack is not None
+    say(f"stage stack: LightGBM over the top-{config.stack.top_n} labels of {len(models)} models")
+    zoo_dir = run_dir / "zoo"
+    result = run_stack(
+        {m: zoo_dir / m / "oof" for m in models}, store, run_dir / "ensemble", config.stack,
+        {m: zoo_dir / m / "test" for m in models} if test_store is not None else None,
+    )
+    return stages.finish("stack", {k: v for k, v in result.metrics.items()
+                                   if isinstance(v, (int, float, str))})
+
+
+def _distill(config: PipelineConfig, store: Store, test_store: Store | None, run_dir: Path,
+             stages: _Stages, say: Report) -> dict:
+    done = stages.done("distill")
+    if done is not None:
+        return done
+    from yt8mkit.distill.run import run_distill
+    from yt8mkit.train.predictions import Predictions
+
+    assert config.distill is not None
+    say(f"stage distill: {len(config.distill.students)} students on soft labels")
+    metrics = run_distill(store, Predictions(run_dir / "ensemble" / "oof"), run_dir / "distill",
+                          config.distill, test_store, say)
+    return stages.finish("distill", metrics)
+
+
+def _export(config: PipelineConfig, store: Store, run_dir: Path, stages: _Stages,
+            say: Report) -> dict:
+    done = stages.done("export")
+    if done is not None:
+        return done
+    from yt8mkit.export.final import export_final_model
+
+    assert config.export is not None and config.distill is not None
+    say("stage export: final model to ONNX")
+    summary = export_final_model(store, run_dir / "distill", config.distill,
+                                 run_dir / "final_model.onnx", config.export)
+    return stages.finish("export", summary)
+
+
+def _predict(run_dir: Path, test_store: Store, stages: _Stages, say: Report) -> Path:
+    out = run_dir / "final_model_submission.csv"
+    if stages.done("predict") is None:
+        from yt8mkit.export.predictor import predict_to_submission
+
+        say(f"stage predict: {test_store.num_videos:,} test videos through ONNX Runtime")
+        predict_to_submission(run_dir / "final_model.onnx", test_store, out)
+        stages.finish("predict", {"submission": str(out)})
+    return out

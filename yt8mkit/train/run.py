@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+from torch import nn
 
 from yt8mkit.data.folds import write_folds
 from yt8mkit.data.store import Store, StoreError
@@ -28,13 +29,16 @@ from yt8mkit.train.batches import TargetFn
 from yt8mkit.train.config import TrainConfig
 from yt8mkit.train.predictions import Predictions, PredictionsWriter
 from yt8mkit.train.trainer import (
-    ModelFactory,
     Progress,
     load_best,
     predict_batches,
     resolve_device,
     train_fold,
 )
+
+# fold -> the network of that fold, when it is not a registry model (distillation's final
+# model, built over the students trained without that fold).
+FoldModelFactory = Callable[[int], nn.Module]
 
 
 def store_folds(store: Store) -> np.ndarray:
@@ -64,7 +68,7 @@ def _fold_done(fold_dir: Path) -> bool:
 
 def run_fold(
     config: TrainConfig, store: Store, folds: np.ndarray, fold: int, out: Path,
-    progress: Progress | None = None, model_factory: ModelFactory | None = None,
+    progress: Progress | None = None, model_factory: FoldModelFactory | None = None,
     targets: TargetFn | None = None,
 ) -> dict:
     fold_dir = out / f"fold{fold}"
@@ -72,10 +76,11 @@ def run_fold(
         return json.loads((fold_dir / "done.json").read_text())
     train_rows = np.flatnonzero(folds != fold)
     valid_rows = np.flatnonzero(folds == fold)
+    factory = _for_fold(model_factory, fold)
     result = train_fold(config, store, train_rows, valid_rows, fold_dir, progress,
-                        model_factory, targets)
+                        factory, targets)
     device = resolve_device(config)
-    model = load_best(config, store, fold_dir, device, model_factory)
+    model = load_best(config, store, fold_dir, device, factory)
     writer = PredictionsWriter(fold_dir / "oof", len(valid_rows), store.num_classes, config.top_k)
     done = 0  # predict_batches keeps the order of valid_rows
     for rows, probs in predict_batches(model, config, store, valid_rows, device):
@@ -86,6 +91,10 @@ def run_fold(
     summary = {"fold": fold, **result.__dict__}
     (fold_dir / "done.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _for_fold(factory: FoldModelFactory | None, fold: int) -> Callable[[], nn.Module] | None:
+    return None if factory is None else (lambda: factory(fold))
 
 
 def assemble_oof(store: Store, folds: np.ndarray, out: Path, top_k: int) -> Predictions:
@@ -111,11 +120,12 @@ def prediction_gap(store: Store, predictions: Predictions) -> float:
 
 def predict_test(
     config: TrainConfig, store: Store, test_store: Store, out: Path, folds: Sequence[int],
-    model_factory: ModelFactory | None = None,
+    model_factory: FoldModelFactory | None = None,
 ) -> Predictions:
     """Mean probability of the fold models, top-K; one batch of test videos at a time."""
     device = resolve_device(config)
-    models = [load_best(config, store, out / f"fold{f}", device, model_factory) for f in folds]
+    models = [load_best(config, store, out / f"fold{f}", device, _for_fold(model_factory, f))
+              for f in folds]
     writer = PredictionsWriter(out / "test", test_store.num_videos, store.num_classes,
                                config.top_k)
     rows = np.arange(test_store.num_videos)
@@ -134,7 +144,7 @@ def run_model(
     test_store: Store | None = None,
     folds_to_run: Sequence[int] | None = None,
     progress: Callable[[str, dict], None] | None = None,
-    model_factory: ModelFactory | None = None,
+    model_factory: FoldModelFactory | None = None,
     targets: TargetFn | None = None,
 ) -> dict:
     """Train the requested folds (all by default), then, when every fold is done, the

@@ -28,7 +28,7 @@ def collect_rows(run_dir: Path) -> list[TableRow]:
     found = sorted(run_dir.glob("*/metrics.json")) + sorted(run_dir.glob("zoo/*/metrics.json"))
     for metrics_file in found:
         metrics = json.loads(metrics_file.read_text())
-        if "oof_gap" not in metrics and "model" not in metrics:
+        if "model" not in metrics:  # a stage's summary, not a first-level model
             continue
         name = metrics.get("name", metrics_file.parent.name)
         rows.append(TableRow(

@@ -1,0 +1,109 @@
+"""Distillation over the folds: soft labels from the ensemble's out-of-fold scores,
+students trained on them fold by fold, then per fold a final model over the frozen
+features of the students of that fold, so its out-of-fold predictions never saw their
+videos either.
+
+Directory::
+
+    soft_labels/                 the sparse soft-label matrix
+    soft/student{i}/             a student over 5 folds (run directory of train.run)
+    soft/final/                  the final model over 5 folds: oof/, test/, submission.csv
+    hard/...                     the same trained on the hard labels (for the comparison)
+    metrics.json                 out-of-fold (and test) GAP@20 of every model above
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from torch import nn
+
+from yt8mkit.data.store import Store
+from yt8mkit.distill.config import DistillConfig
+from yt8mkit.distill.final_model import FinalModelParams, StudentSpec, build_final_model
+from yt8mkit.distill.soft_labels import SoftLabels, build_soft_labels
+from yt8mkit.train.config import TrainConfig
+from yt8mkit.train.predictions import Predictions
+from yt8mkit.train.run import run_model
+
+Report = Callable[[str], None]
+
+
+def _train_config(name: str, params: dict, fields: dict) -> TrainConfig:
+    return TrainConfig.model_validate(
+        {**fields, "name": name, "model": {"name": "student_mlp", "params": params}}
+    )
+
+
+def soft_labels_for(store: Store, ensemble_oof: Predictions, out: Path, blend: float
+                    ) -> SoftLabels:
+    path = out / "soft_labels"
+    if path.is_dir():
+        return SoftLabels.load(path)
+    soft = build_soft_labels(ensemble_oof, store, blend)
+    soft.save(path)
+    return soft
+
+
+def final_model_factory(
+    store: Store, student_dirs: list[Path], student_params: list[dict], use_raw_input: bool
+) -> Callable[[int], nn.Module]:
+    """fold -> a final model over the students trained without that fold."""
+
+    def build(fold: int) -> nn.Module:
+        specs = [
+            StudentSpec(params=params, checkpoint=str(d / f"fold{fold}" / "best.pt"))
+            for d, params in zip(student_dirs, student_params)
+        ]
+        params = FinalModelParams(students=specs, use_raw_input=use_raw_input)
+        return build_final_model(store.num_classes, store.dims, params)
+
+    return build
+
+
+def run_distill(
+    store: Store,
+    ensemble_oof: Predictions,
+    out: Path,
+    config: DistillConfig,
+    test_store: Store | None = None,
+    report: Report | None = None,
+) -> dict:
+    """Students and the final model, on soft labels (and on hard ones when compared);
+    every step resumes from what is already complete."""
+    say = report or (lambda message: None)
+    out.mkdir(parents=True, exist_ok=True)
+    soft = soft_labels_for(store, ensemble_oof, out, config.blend)
+    params = config.student_params()
+    metrics: dict = {}
+    kinds = ["soft", "hard"] if config.compare_hard_labels else ["soft"]
+    for kind in kinds:
+        targets = soft.dense if kind == "soft" else None
+        student_dirs = []
+        for i, student in enumerate(params):
+            name = f"{kind}_student{i}"
+            say(f"distill: {name} ({student.get('depth')}x{student.get('width')} "
+                f"{student.get('activation')})")
+            run_dir = out / kind / f"student{i}"
+            metrics[name] = _summary(run_model(
+                _train_config(name, student, config.train), store, run_dir, targets=targets
+            ))
+            student_dirs.append(run_dir)
+        say(f"distill: {kind}_final over {len(params)} frozen students")
+        final = run_model(
+            # The final model reads the students' inputs; its config names their
+            # architecture, the factory builds the real network from their checkpoints.
+            _train_config(f"{kind}_final", params[0], config.final_train),
+            store, out / kind / "final", test_store, targets=targets,
+            model_factory=final_model_factory(store, student_dirs, params,
+                                              config.use_raw_input),
+        )
+        metrics[f"{kind}_final"] = _summary(final)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def _summary(metrics: dict) -> dict:
+    return {k: metrics[k] for k in ("oof_gap", "oof_bce", "test_gap") if k in metrics}

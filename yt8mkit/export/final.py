@@ -1,0 +1,75 @@
+"""Exporting the distilled final model of one fold: ONNX under the size budget, checked
+against PyTorch on the fold's held-out videos."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from yt8mkit.data.store import Store
+from yt8mkit.distill.config import DistillConfig
+from yt8mkit.distill.run import final_model_factory
+from yt8mkit.errors import Yt8mError
+from yt8mkit.export.onnx_export import export_onnx
+from yt8mkit.export.predictor import OnnxPredictor
+from yt8mkit.metrics import gap_at_k
+
+# The challenge's rule, and the tolerance on held-out GAP the export must keep.
+DEFAULT_MAX_SIZE = 1_000_000_000
+GAP_TOLERANCE = 1e-3
+
+
+class ExportConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # The final model of this fold is exported; its held-out videos check the export.
+    fold: int = Field(0, ge=0)
+    max_size_bytes: int = Field(DEFAULT_MAX_SIZE, ge=1)
+    int8: bool = False
+    check_videos: int = Field(4096, ge=1)
+    batch_size: int = Field(1024, ge=1)
+
+
+def export_final_model(
+    store: Store, distill_dir: Path, distill: DistillConfig, out: Path, config: ExportConfig
+) -> dict:
+    """Write ``out`` (ONNX) from ``distill_dir/soft/final/fold{k}``; raises when over the
+    size budget or when held-out GAP@20 moves by ``GAP_TOLERANCE`` or more."""
+    student_dirs = [distill_dir / "soft" / f"student{i}" for i in range(len(distill.students))]
+    build = final_model_factory(store, student_dirs, distill.student_params(),
+                                distill.use_raw_input)
+    model = build(config.fold)
+    checkpoint = distill_dir / "soft" / "final" / f"fold{config.fold}" / "best.pt"
+    if not checkpoint.is_file():
+        raise Yt8mError(f"{checkpoint}: no trained final model for fold {config.fold}")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    model.load_state_dict(state["model"])
+    model.eval()
+
+    held_out = np.flatnonzero(store.folds() == config.fold)[: config.check_videos]
+    inputs = {m: np.asarray(store.video_features(m)[held_out], np.float32)
+              for m in store.modalities}
+    report = export_onnx(model, store.dims, out, config.max_size_bytes, config.int8,
+                         check_inputs={m: v[:256] for m, v in inputs.items()})
+    labels = store.labels_dense(held_out)
+    with torch.no_grad():
+        torch_probs = torch.sigmoid(model({m: torch.from_numpy(v) for m, v in inputs.items()}))
+    onnx_probs = np.concatenate([
+        OnnxPredictor(out).predict({m: v[s : s + config.batch_size] for m, v in inputs.items()})
+        for s in range(0, len(held_out), config.batch_size)
+    ])
+    gap_torch = gap_at_k(torch_probs.numpy(), labels)
+    gap_onnx = gap_at_k(onnx_probs, labels)
+    if abs(gap_onnx - gap_torch) >= GAP_TOLERANCE:
+        out.unlink(missing_ok=True)
+        raise Yt8mError(
+            f"{out}: held-out GAP@20 {gap_onnx:.5f} with ONNX against {gap_torch:.5f} with "
+            f"PyTorch, a change of {GAP_TOLERANCE} or more; the export was removed"
+        )
+    summary = {**report.model_dump(), "fold": config.fold, "held_out_videos": len(held_out),
+               "held_out_gap_torch": gap_torch, "held_out_gap_onnx": gap_onnx}
+    out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
+    return summary
