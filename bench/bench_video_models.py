@@ -1,0 +1,110 @@
+"""Video-level models on the real dev data: 5-fold out-of-fold GAP@20 on
+../shared/data/yt8m-2018-video/dev/ and GAP@20 on the held-out labelled smoke shards
+(videos of the same release that dev/ does not hold), each model's test prediction being
+the mean of its 5 fold models.
+
+    .venv/bin/python bench/bench_video_models.py [--zoo configs/real/zoo.yaml] [--models a,b]
+
+Writes bench/results/video_models.json and bench/results/video_models.md. The run
+directory (default runs/bench_video) is resumable: rerunning skips finished folds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from yt8mkit.data.folds import folds_info, write_folds
+from yt8mkit.data.sources import open_or_ingest
+from yt8mkit.train.predictions import Predictions
+from yt8mkit.train.run import prediction_gap
+from yt8mkit.zoo.config import ZooConfig
+from yt8mkit.zoo.runner import run_zoo
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "yt8m-2018-video"
+HELD_OUT = [str(p) for p in sorted((DATA / "smoke").glob("validate*.tfrecord"))]
+RESULTS = ROOT / "bench" / "results"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--zoo", default=str(ROOT / "configs" / "real" / "zoo.yaml"))
+    parser.add_argument("--models", default="", help="comma-separated subset of the zoo")
+    parser.add_argument("--out", default=str(ROOT / "runs" / "bench_video"))
+    args = parser.parse_args()
+
+    out = Path(args.out)
+    zoo = ZooConfig.from_yaml(args.zoo)
+    configs = zoo.train_configs()
+    if args.models:
+        configs = {k: v for k, v in configs.items() if k in args.models.split(",")}
+    store = open_or_ingest([str(DATA / "dev")], out, "store", num_classes=3862)
+    held_out = open_or_ingest(HELD_OUT, out, "held_out", num_classes=3862)
+    if folds_info(store) is None:
+        write_folds(store, 5, 0)
+    began = time.perf_counter()
+    result = run_zoo(
+        configs,
+        str(store.path),
+        out / "zoo",
+        str(held_out.path),
+        report=lambda m: print(m, flush=True),
+    )
+    rows = []
+    for name in configs:
+        metrics = result.metrics.get(name)
+        if metrics is None:
+            rows.append({"model": name, "failed": True})
+            continue
+        test = Predictions(out / "zoo" / name / "test")
+        rows.append(
+            {
+                "model": name,
+                "oof_gap": metrics["oof_gap"],
+                "oof_bce": metrics["oof_bce"],
+                "fold_gaps": [f["best_gap"] for f in metrics["folds"]],
+                "best_epochs": [f["best_epoch"] for f in metrics["folds"]],
+                "held_out_gap": prediction_gap(held_out, test),
+                "train_seconds": float(np.sum([f["seconds"] for f in metrics["folds"]])),
+            }
+        )
+    rows.sort(key=lambda r: -r.get("oof_gap", -1))
+    report = {
+        "dev_videos": store.num_videos,
+        "held_out_videos": held_out.num_videos,
+        "machine": {
+            "cpus": torch.get_num_threads(),
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+        },
+        "seconds": time.perf_counter() - began,
+        "models": rows,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "video_models.json").write_text(json.dumps(report, indent=2))
+    lines = [
+        "| model | OOF GAP@20 | OOF BCE | held-out GAP@20 | train s |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        if r.get("failed"):
+            lines.append(f"| {r['model']} | failed | | | |")
+        else:
+            lines.append(
+                f"| {r['model']} | {r['oof_gap']:.4f} | {r['oof_bce']:.3e} | "
+                f"{r['held_out_gap']:.4f} | {r['train_seconds']:.0f} |"
+            )
+    table = "\n".join(lines)
+    (RESULTS / "video_models.md").write_text(table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
