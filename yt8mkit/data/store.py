@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterable
 from functools import cached_property
 from itertools import pairwise
@@ -227,11 +228,15 @@ class Store:
 class StoreWriter:
     """Appends shard chunks to a store being written, and can resume one that was cut off.
 
-    Progress is journalled after each chunk (the byte length of every array file), so
-    after a crash the files are truncated back to the last complete chunk and writing
+    Progress is journalled at chunk boundaries (the byte length of every array file), so
+    after a crash the files are truncated back to the last journalled chunk and writing
     resumes there; the journal also names the sources, so a resume with other inputs is
-    refused rather than mixed.
+    refused rather than mixed. Journalling costs a flush, a JSON dump and a rename: it is
+    done at most every ``JOURNAL_INTERVAL`` seconds (and when an interrupted writer
+    stops), not for every small file, which would take more time than decoding it.
     """
+
+    JOURNAL_INTERVAL = 0.5
 
     def __init__(
         self,
@@ -258,6 +263,12 @@ class StoreWriter:
         # video index at which each written source starts, to name a duplicate's file
         self.file_starts: list[int] = []
         self._files: dict[str, object] = {}
+        # Byte length of every array file, kept here rather than asked of the file system.
+        self._sizes: dict[str, int] = {}
+        self._id_bytes = 0  # the last value of ids_offsets.bin
+        self._journal_time = 0.0
+        # False while a chunk is half appended: then the files are no resume point.
+        self._at_boundary = True
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -271,15 +282,20 @@ class StoreWriter:
         if self.tmp.exists():
             shutil.rmtree(self.tmp)
         (self.tmp / "video").mkdir(parents=True)
-        (self.tmp / "labels_indptr.bin").write_bytes(np.zeros(1, np.int64).tobytes())
-        (self.tmp / "ids_offsets.bin").write_bytes(np.zeros(1, np.int64).tobytes())
-        self._write_journal()
+        for name in ("labels_indptr.bin", "ids_offsets.bin"):
+            (self.tmp / name).write_bytes(np.zeros(1, np.int64).tobytes())
+            self._sizes[name] = 8
+        self._write_journal(force=True)
         return 0
 
     def _restore(self, journal: dict) -> None:
         for name, size in journal["sizes"].items():
             with open(self.tmp / name, "r+b") as f:
                 f.truncate(size)
+        self._sizes = dict(journal["sizes"])
+        with open(self.tmp / "ids_offsets.bin", "rb") as fh:
+            fh.seek(self._sizes["ids_offsets.bin"] - 8)
+            self._id_bytes = int(np.frombuffer(fh.read(8), np.int64)[0])
         for key in (
             "done_files",
             "level",
@@ -294,16 +310,17 @@ class StoreWriter:
         self.skipped = [SkippedRecord.model_validate(s) for s in journal["skipped"]]
         self.file_starts = journal["file_starts"]
 
-    def _array_files(self) -> list[str]:
-        return sorted(str(p.relative_to(self.tmp)) for p in self.tmp.rglob("*.bin") if p.is_file())
-
-    def _write_journal(self) -> None:
+    def _write_journal(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._journal_time < self.JOURNAL_INTERVAL:
+            return
+        self._journal_time = now
         for f in self._files.values():
             f.flush()  # type: ignore[attr-defined]
         journal = {
             "sources": self.sources,
             "options": self.options_key,
-            "sizes": {name: (self.tmp / name).stat().st_size for name in self._array_files()},
+            "sizes": dict(self._sizes),
             "done_files": self.done_files,
             "level": self.level,
             "dims": self.dims,
@@ -324,7 +341,10 @@ class StoreWriter:
         if f is None:
             (self.tmp / name).parent.mkdir(parents=True, exist_ok=True)
             f = self._files[name] = open(self.tmp / name, "ab")  # noqa: SIM115
-        f.write(data if isinstance(data, bytes) else np.ascontiguousarray(data).tobytes())  # type: ignore[attr-defined]
+        if not isinstance(data, bytes):
+            data = memoryview(np.ascontiguousarray(data)).cast("B")  # written without a copy
+        f.write(data)  # type: ignore[attr-defined]
+        self._sizes[name] = self._sizes.get(name, 0) + len(data)
 
     def close_files(self) -> None:
         for f in self._files.values():
@@ -334,6 +354,8 @@ class StoreWriter:
     def abort(self, keep_partial: bool) -> None:
         """After a failure: keep the partial store for a resume (a crash, an interrupt) or
         remove it (bad input, so that no partial output is left)."""
+        if keep_partial and self._at_boundary and self.tmp.exists():
+            self._write_journal(force=True)  # what was appended since the last journal
         self.close_files()
         if not keep_partial and self.tmp.exists():
             shutil.rmtree(self.tmp)
@@ -367,6 +389,7 @@ class StoreWriter:
 
     def append(self, chunk: ShardChunk) -> None:
         """Append one validated chunk; call ``check_chunk`` first."""
+        self._at_boundary = False
         for bad in chunk.skipped:
             self.skipped.append(SkippedRecord(path=bad.path, record=bad.record, what=bad.what))
         self.file_starts.append(self.num_videos)
@@ -375,9 +398,9 @@ class StoreWriter:
             self.dims = chunk.dims
             n = chunk.num_videos
             id_lengths = np.array([len(v) for v in chunk.ids], np.int64)
-            id_base = self._last("ids_offsets.bin")
             self._append("ids.bin", b"".join(chunk.ids))
-            self._append("ids_offsets.bin", id_base + np.cumsum(id_lengths))
+            self._append("ids_offsets.bin", self._id_bytes + np.cumsum(id_lengths))
+            self._id_bytes += int(id_lengths.sum())
             for m, values in chunk.video.items():
                 self._append(f"video/{m}.bin", values.astype(self.video_dtype))
             self._append(
@@ -387,7 +410,7 @@ class StoreWriter:
             self._append("labelled.bin", chunk.labelled.astype(np.bool_))
             self._append("record_index.tmp.bin", chunk.record_indices.astype(np.int32))
             if chunk.level == "frame":
-                if not (self.tmp / "frame_offsets.bin").exists():
+                if "frame_offsets.bin" not in self._sizes:
                     self._append("frame_offsets.bin", np.zeros(1, np.int64))
                 self._append(
                     "frame_offsets.bin",
@@ -402,6 +425,7 @@ class StoreWriter:
             if chunk.label_indices.size:
                 self.max_label = max(self.max_label, int(chunk.label_indices.max()))
         self.done_files += 1
+        self._at_boundary = True
         self._write_journal()
 
     def _check_duplicate_ids(self) -> None:
@@ -433,15 +457,6 @@ class StoreWriter:
         raise BadInputError(
             path2, f"duplicate video id {vid!r} (first seen in {path1}, record {rec1})", rec2
         )
-
-    def _last(self, name: str) -> int:
-        f = self._files.get(name)
-        if f is not None:
-            f.flush()  # type: ignore[attr-defined]
-        size = (self.tmp / name).stat().st_size
-        with open(self.tmp / name, "rb") as fh:
-            fh.seek(size - 8)
-            return int(np.frombuffer(fh.read(8), np.int64)[0])
 
     def finish(self, num_classes: int | None) -> StoreMeta:
         """Write meta.json and move the store into place."""
