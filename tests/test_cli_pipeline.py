@@ -4,6 +4,7 @@ evaluate, and a pipeline that resumes without redoing finished stages."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import yaml
@@ -77,7 +78,8 @@ def test_pipeline_resumes_without_redoing_stages(tmp_path: Path) -> None:
     assert 0 < first.metrics["test"]["gap"] < 1
     stamp = (tmp_path / "run" / "zoo" / "tiny" / "fold0" / "best.pt").stat().st_mtime_ns
     second = run_pipeline(config, tmp_path / "run")
-    assert {"synth", "baseline"} <= set(second.skipped_stages)
+    assert {"synth", "baseline", "stack", "distill", "export", "predict"} <= set(
+        second.skipped_stages)
     assert (tmp_path / "run" / "zoo" / "tiny" / "fold0" / "best.pt").stat().st_mtime_ns == stamp
     assert second.metrics["test"] == first.metrics["test"]
     assert Store(tmp_path / "run" / "store").num_videos == 300
@@ -91,3 +93,43 @@ def test_pipeline_resumes_without_redoing_stages(tmp_path: Path) -> None:
         assert "another config" in str(err)
     else:
         raise AssertionError("a different config in the same run directory must be refused")
+
+
+def test_second_level_commands_on_a_pipeline_run(tmp_path: Path) -> None:
+    """`yt8m stack`, `distill`, `export` and `predict` redo a pipeline run's second level
+    from its zoo; the submission of `predict` is read back by `evaluate`."""
+    data = demo_config().model_dump(mode="json")
+    data["data"]["synth"].update(videos=300, classes=15, test_videos=60)
+    data["zoo"]["defaults"] = TINY_MODEL
+    data["zoo"]["models"] = {"tiny": {}, "lin": {"model": {"name": "logistic"}}}
+    data["distill"]["students"] = data["distill"]["students"][:2]
+    config = PipelineConfig.from_dict(data, base=tmp_path)
+    run = tmp_path / "run"
+    run_pipeline(config, run)
+    for done in ("ensemble", "distill"):
+        shutil.rmtree(run / done)
+    (run / "final_model.onnx").unlink()
+
+    bad = runner.invoke(app, ["distill", str(run)])
+    assert bad.exit_code == 2 and "run `yt8m stack` first" in bad.output
+    out = _ok(["stack", str(run)])
+    assert "stacking 2 models" in out and (run / "ensemble" / "oof").is_dir()
+    _ok(["distill", str(run)])
+    assert json.loads((run / "distill" / "metrics.json").read_text())["soft_final"]["oof_gap"] > 0
+    bad = runner.invoke(app, ["export", str(run), "--max-size", "1000"])
+    assert bad.exit_code == 2 and "over the budget of 1,000 bytes" in bad.output
+    assert not (run / "final_model.onnx").exists()
+    _ok(["export", str(run)])
+    assert (run / "final_model.onnx").is_file()
+    csv = tmp_path / "out" / "submission.csv"
+    test_data = str(run / "synth" / "test")
+    out = _ok(["predict", str(run / "final_model.onnx"), test_data, "--out", str(csv)])
+    assert "60 videos" in out and not list(csv.parent.glob(".submission_*"))
+    evaluated = _ok(["evaluate", str(csv), "--labels", test_data])
+    assert "GAP@20" in evaluated
+    # The same predictions from the store the pipeline ingested.
+    again = tmp_path / "again.csv"
+    _ok(["predict", str(run / "final_model.onnx"), str(run / "test_store"), "--out", str(again)])
+    assert again.read_text() == csv.read_text()
+    bad = runner.invoke(app, ["stack", str(tmp_path / "nothing")])
+    assert bad.exit_code == 2 and "no such run directory" in bad.output

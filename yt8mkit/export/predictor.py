@@ -92,7 +92,9 @@ def predict_to_submission(
 
     ids = store.ids()
     batches = predict_store(model_path, store, batch_size, progress, 20, threads)
-    with SubmissionWriter(out_csv, num_classes=store.num_classes) as writer:
+    # Label ids come from the model's own outputs, so they are in its range by
+    # construction; the store's class count is unknown when it is unlabelled.
+    with SubmissionWriter(out_csv) as writer:
         for rows, indices, scores in batches:
             writer.write(ids[rows[0] : rows[-1] + 1], indices, scores)
     return Path(out_csv)

@@ -1,0 +1,132 @@
+"""Second-level commands on a run directory: `yt8m stack`, `distill`, `export`, and
+`predict` with an exported model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from yt8mkit.cli.app import app, fail
+from yt8mkit.cli.progress import console, progress_bar
+from yt8mkit.errors import Yt8mError
+
+RunArgument = Annotated[Path, typer.Argument(help="Run directory of `yt8m pipeline` or `zoo`.")]
+
+
+def _say(message: str) -> None:
+    console.print(message, markup=False)
+
+
+@app.command()
+def stack(run_dir: RunArgument) -> None:
+    """LightGBM over the union of every model's top candidate labels, fold by fold."""
+    from yt8mkit.ensemble import run_stack
+    from yt8mkit.pipeline.layout import open_run
+
+    try:
+        run = open_run(run_dir)
+        _say(f"stacking {len(run.models)} models: {', '.join(run.models)}")
+        test = run.prediction_dirs("test") if run.test_store is not None else None
+        result = run_stack(run.prediction_dirs("oof"), run.store, run.ensemble_dir,
+                           run.stack, test)
+        (run.ensemble_dir / "members.json").write_text(json.dumps(run.models))
+    except (Yt8mError, ValueError) as err:
+        raise fail(err) from None
+    console.print_json(json.dumps({k: v for k, v in result.metrics.items()
+                                   if isinstance(v, (int, float, str))}))
+
+
+@app.command()
+def distill(run_dir: RunArgument) -> None:
+    """Students on the ensemble's out-of-fold soft labels, then the final model."""
+    from yt8mkit.distill.run import run_distill
+    from yt8mkit.pipeline.layout import open_run
+    from yt8mkit.train.predictions import Predictions
+
+    try:
+        run = open_run(run_dir)
+        oof = run.ensemble_dir / "oof"
+        if not oof.is_dir():
+            raise Yt8mError(f"{run_dir}: no ensemble predictions ({oof}); run `yt8m stack` first")
+        metrics = run_distill(run.store, Predictions(oof), run.distill_dir, run.distill,
+                              run.test_store, _say)
+    except (Yt8mError, ValueError) as err:
+        raise fail(err) from None
+    console.print_json(json.dumps(metrics))
+
+
+@app.command()
+def export(
+    run_dir: RunArgument,
+    out: Annotated[Path | None, typer.Option(help="ONNX file (default RUN/final_model.onnx).")
+                   ] = None,
+    max_size: Annotated[int | None, typer.Option(help="Size budget in bytes (default 1 GB).")
+                        ] = None,
+    int8: Annotated[bool, typer.Option("--int8", help="Dynamic int8 quantization.")] = False,
+) -> None:
+    """The distilled final model as one ONNX file, checked against PyTorch and the budget."""
+    from yt8mkit.export.final import export_final_model
+    from yt8mkit.pipeline.layout import open_run
+
+    try:
+        run = open_run(run_dir)
+        updates: dict = {"int8": int8 or run.export.int8}
+        if max_size is not None:
+            updates["max_size_bytes"] = max_size
+        config = run.export.model_copy(update=updates)
+        summary = export_final_model(run.store, run.distill_dir, run.distill,
+                                     out or run_dir / "final_model.onnx", config)
+    except (Yt8mError, ValueError) as err:
+        raise fail(err) from None
+    console.print_json(json.dumps(summary))
+
+
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Argument(help="Exported model (ONNX).")],
+    data: Annotated[list[str], typer.Argument(help="TFRecord files/folders/globs or a store.")],
+    out: Annotated[Path, typer.Option(help="Kaggle submission CSV to write.")],
+    batch_size: Annotated[int, typer.Option(help="Videos per ONNX Runtime call.")] = 1024,
+    workers: Annotated[int | None, typer.Option(help="Ingest processes for TFRecords.")
+                       ] = None,
+) -> None:
+    """Stream videos through ONNX Runtime in batches; write the Kaggle CSV.
+
+    TFRecords are first ingested into a temporary store beside ``--out`` (removed at the
+    end): reading them in parallel, checked, costs less than the model's inference."""
+    import shutil
+    import tempfile
+
+    from yt8mkit.data.ingest import IngestConfig, ingest
+    from yt8mkit.data.sources import resolve_sources
+    from yt8mkit.data.store import Store
+    from yt8mkit.export.predictor import predict_to_submission
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scratch = None
+    try:
+        if len(data) == 1 and Store.is_store(data[0]):
+            store = Store(data[0])
+        else:
+            scratch = Path(tempfile.mkdtemp(prefix=f".{out.stem}_", dir=out.parent))
+            config = IngestConfig() if workers is None else IngestConfig(workers=workers)
+            with progress_bar() as bar:
+                files = resolve_sources(data)
+                task = bar.add_task("ingest", total=len(files), status="")
+                ingest(files, scratch / "store", config,
+                       lambda path, n, done: bar.update(task, completed=done,
+                                                        status=Path(path).name))
+            store = Store(scratch / "store")
+        with progress_bar() as bar:
+            task = bar.add_task("predict", total=store.num_videos, status="")
+            predict_to_submission(model, store, out, batch_size,
+                                  lambda done, total: bar.update(task, completed=done))
+    except (Yt8mError, ValueError) as err:
+        raise fail(err) from None
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    _say(f"{store.num_videos:,} videos: {out}")
