@@ -168,3 +168,34 @@ def synth(
         f"{stats.label_precision:.2f}, recall {stats.label_recall:.2f} vs gold), "
         f"{summary.seconds:.1f} s"
     )
+
+
+@app.command()
+def centroids(
+    store: Annotated[Path, typer.Argument(help="Frame-level store.")],
+    k: Annotated[int, typer.Option("--k", help="Number of centroids.")] = 10_000,
+    out: Annotated[Path | None, typer.Option(
+        help="Output .npy (default STORE/centroids_K.npy).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of sampling and initialisation.")] = 0,
+    sample_frames: Annotated[int | None, typer.Option(
+        help="Frames sampled for k-means (default: faiss's 256 a centroid, at most 10^6).")
+                             ] = None,
+    iterations: Annotated[int, typer.Option(help="k-means iterations.")] = 20,
+) -> None:
+    """k-means (faiss) over the frames of a store: the global centroids representation."""
+    from yt8mkit.features.centroids import run_centroids
+
+    try:
+        with progress_bar() as bar:
+            tasks: dict[str, int] = {}
+
+            def advance(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total, status="")
+                bar.update(tasks[stage], completed=done)
+
+            path = run_centroids(store, k, out, seed, advance, sample_frames=sample_frames,
+                                 iterations=iterations)
+    except (Yt8mError, ValueError) as err:
+        raise fail(err) from None
+    console.print(f"{k} centroids: {path}", markup=False)
