@@ -489,6 +489,23 @@ def test_run_centroids_saves_and_loads(cluster_store: tuple[Store, np.ndarray]) 
         load_centroids(store.path / "missing.npy")
 
 
+def test_centroids_command(cluster_store: tuple[Store, np.ndarray], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from yt8mkit.cli.main import app
+
+    store, _ = cluster_store
+    out = tmp_path / "c4.npy"
+    result = CliRunner().invoke(app, ["centroids", str(store.path), "--k", "4", "--out",
+                                      str(out), "--iterations", "3"])
+    assert result.exit_code == 0, result.output
+    assert "4 centroids" in result.output
+    np.testing.assert_array_equal(load_centroids(out)[0],
+                                  fit_centroids(store, 4, iterations=3, seed=0))
+    bad = CliRunner().invoke(app, ["centroids", str(tmp_path / "none"), "--k", "4"])
+    assert bad.exit_code == 2 and "none" in bad.output
+
+
 def test_centroid_representation_matches_numpy(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     centroids = rng.normal(size=(7, 9)).astype(np.float32)
