@@ -2,8 +2,9 @@
 learning, determinism, output-bias initialisation, input selection, frame-order
 (in)variance, the learnable power of the bag of words, and the masked helpers they share.
 
-Every registered frame-level model is tested; the ones of this family must have small
-parameters below, others (registered elsewhere) are skipped unless they do too."""
+Every model of this family must have small parameters below; the frame-feature models
+(a representation into `resnet_like`) are tested in test_features.py, and any other
+registered frame-level model fails `test_every_frame_model_is_tested`."""
 
 from __future__ import annotations
 
@@ -78,9 +79,6 @@ def _cases() -> list:
     for name in list_models("frame"):
         if name in SMALL:
             cases.append(pytest.param(name, SMALL[name], id=name))
-        elif name not in OURS:  # ours without a case fail test_our_models_have_cases
-            cases.append(pytest.param(name, {}, id=name, marks=pytest.mark.skip(
-                reason=f"{name} is not of this family and has no small test params here")))
     cases += [pytest.param(n, p, id=_variant_id(n, p)) for n, p in VARIANTS]
     return cases
 
@@ -126,6 +124,15 @@ def _batch(seed: int = 0, lengths: list[int] = LENGTHS, frames: int = FRAMES,
 def _build(name: str, params: dict, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     return create_model(name, NUM_CLASSES, DIMS, params)
+
+
+# Tested in test_features.py (test_frame_feature_models and after).
+FEATURE_MODELS = {"features_resnet_like", "centroids_resnet_like",
+                  "linear_combinations_resnet_like"}
+
+
+def test_every_frame_model_is_tested() -> None:
+    assert set(list_models("frame")) == OURS | FEATURE_MODELS
 
 
 def test_our_models_have_cases() -> None:
