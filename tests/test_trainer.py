@@ -151,3 +151,53 @@ def test_another_config_in_the_same_run_directory_is_refused(
     run_model(_config(epochs=1), store, tmp_path, folds_to_run=[0])
     with pytest.raises(Yt8mError, match="another config"):
         run_model(_config(epochs=2), store, tmp_path, folds_to_run=[0])
+
+
+@pytest.fixture(scope="module")
+def small_frame_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from tests.conftest import build_synthetic_store
+
+    store, test = build_synthetic_store(
+        tmp_path_factory.mktemp("small_frames"), videos=200, classes=12, seed=5, frames=True,
+        rgb_dim=16, audio_dim=8, min_frames=4, max_frames=40, test_videos=40, label_test=True,
+    )
+    assert test is not None
+    return store, test
+
+
+def _frame_config(**overrides: object) -> TrainConfig:
+    return _config(**{
+        "name": "frames",
+        "model": {"name": "attention_net", "params": {"hidden": 16, "layers": 2,
+                                                      "head_sizes": [32], "dropout": 0.1}},
+        "batch_size": 32, "epochs": 3, **overrides,
+    })
+
+
+def test_frame_model_trains_out_of_fold_with_mixup_and_is_deterministic(
+    small_frame_store: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The same trainer feeds a frame-level model padded frame batches (mixup mixes the
+    frames and their masks): complete out-of-fold and test predictions, better than the
+    label prior, and the same predictions again under the same seed."""
+    store, test_store = Store(small_frame_store[0]), Store(small_frame_store[1])
+    config = _frame_config()
+    metrics = run_model(config, store, tmp_path / "a", test_store)
+    assert metrics["frame_level"] is True
+    labels = store.labels_dense(np.arange(store.num_videos))
+    prior = np.tile(frequency_prior(store), (store.num_videos, 1))
+    assert metrics["oof_gap"] > gap_at_k(prior, labels) + 0.05
+    assert len(Predictions(tmp_path / "a" / "oof")) == store.num_videos
+    assert list(read_submission(tmp_path / "a" / "submission.csv").ids) == test_store.ids()
+    run_model(config, store, tmp_path / "b", folds_to_run=[0])
+    a = Predictions(tmp_path / "a" / "fold0" / "oof")
+    b = Predictions(tmp_path / "b" / "fold0" / "oof")
+    np.testing.assert_array_equal(np.asarray(a.indices), np.asarray(b.indices))
+    np.testing.assert_array_equal(np.asarray(a.scores), np.asarray(b.scores))
+
+
+def test_frame_model_on_a_video_level_store_is_a_clear_error(
+    small_video_store: tuple[Path, Path], tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match="frame-level but the store"):
+        run_model(_frame_config(), Store(small_video_store[0]), tmp_path, folds_to_run=[0])
