@@ -27,13 +27,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from proc_tree import tree_rss
 from rich.console import Console
 from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 DEV = ROOT.parent / "shared" / "data" / "yt8m-2018-video" / "dev"
-PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def _child(files: list[str], workers: int) -> None:
@@ -56,23 +56,6 @@ def _child(files: list[str], workers: int) -> None:
     )
 
 
-def _tree_rss(root: int) -> int:
-    """Bytes resident in ``root`` and its descendants now (0 for a process gone)."""
-    total = 0
-    pending = [root]
-    while pending:
-        pid = pending.pop()
-        try:
-            with open(f"/proc/{pid}/statm") as f:
-                total += int(f.read().split()[1]) * PAGE
-            for task in os.listdir(f"/proc/{pid}/task"):
-                with open(f"/proc/{pid}/task/{task}/children") as f:
-                    pending.extend(int(c) for c in f.read().split())
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return total
-
-
 def measure(files: list[str], workers: int) -> dict[str, float]:
     process = subprocess.Popen(
         [sys.executable, __file__, "--child", "--workers", str(workers), *files],
@@ -82,7 +65,7 @@ def measure(files: list[str], workers: int) -> dict[str, float]:
     peak = 0
     samples = 0
     while process.poll() is None:
-        peak = max(peak, _tree_rss(process.pid))
+        peak = max(peak, tree_rss(process.pid))
         samples += 1
         time.sleep(0.002)
     out, _ = process.communicate()
