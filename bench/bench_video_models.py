@@ -4,6 +4,7 @@
 the mean of its 5 fold models.
 
     .venv/bin/python bench/bench_video_models.py [--zoo configs/real/zoo.yaml] [--models a,b]
+        [--from-pipeline runs/real_pipeline]
 
 Writes bench/results/video_models.json and bench/results/video_models.md. The run
 directory (default runs/bench_video) is resumable: rerunning skips finished folds.
@@ -38,15 +39,21 @@ def main() -> None:
     parser.add_argument("--zoo", default=str(ROOT / "configs" / "real" / "zoo.yaml"))
     parser.add_argument("--models", default="", help="comma-separated subset of the zoo")
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench_video"))
+    parser.add_argument("--from-pipeline", default=None, help=(
+        "a run of configs/real/pipeline.yaml (same zoo): its store, test store and "
+        "finished folds are used, nothing is retrained"))
     args = parser.parse_args()
 
     out = Path(args.out)
+    held_out_name = "held_out"
+    if args.from_pipeline:
+        out, held_out_name = Path(args.from_pipeline), "test_store"
     zoo = ZooConfig.from_yaml(args.zoo)
     configs = zoo.train_configs()
     if args.models:
         configs = {k: v for k, v in configs.items() if k in args.models.split(",")}
     store = open_or_ingest([str(DATA / "dev")], out, "store", num_classes=3862)
-    held_out = open_or_ingest(HELD_OUT, out, "held_out", num_classes=3862)
+    held_out = open_or_ingest(HELD_OUT, out, held_out_name, num_classes=3862)
     if folds_info(store) is None:
         write_folds(store, 5, 0)
     began = time.perf_counter()
