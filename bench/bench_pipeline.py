@@ -70,7 +70,8 @@ def table(run_dir: Path) -> tuple[list[dict], dict]:
     from yt8mkit.zoo.table import collect_rows
 
     rows = [{"model": r.name, "frame_level": r.frame_level, "oof_gap": r.gap,
-             "oof_bce": r.bce, "in_ensemble": r.in_ensemble} for r in collect_rows(run_dir)]
+             "oof_bce": r.bce, "in_ensemble": r.in_ensemble, "test_gap": r.test_gap}
+            for r in collect_rows(run_dir)]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     return rows, metrics
 
@@ -89,6 +90,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench_pipeline"))
     parser.add_argument("--existing", default=None, help="report this finished run")
     parser.add_argument("--time-log", default=None, help="its GNU time -v output")
+    parser.add_argument("--note", default=None, help="how the run was made, kept in the JSON")
     args = parser.parse_args()
     if args.existing:
         out = Path(args.existing)
@@ -98,20 +100,22 @@ def main() -> None:
         measured = run(Path(args.config), out)
     rows, metrics = table(out)
     report = {
-        "config": args.config, **measured, "pipeline_seconds": metrics.get("seconds"),
+        "config": args.config, "note": args.note, **measured,
+        "pipeline_seconds": metrics.get("seconds"),
         "test": metrics.get("test"), "export": metrics.get("export"),
         "distill": metrics.get("distill"), "sizes": sizes(out), "rows": rows,
         "machine": {"cores": os.cpu_count(), "machine": platform.machine()},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "pipeline.json").write_text(json.dumps(report, indent=2))
-    lines = ["| model | frame-level | OOF GAP@20 | BCE | in ensemble |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = ["| model | frame-level | OOF GAP@20 | BCE | in ensemble | held-out GAP@20 |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for row in rows:
         bce = "—" if row["oof_bce"] is None else f"{row['oof_bce']:.2e}"
         ens = {True: "yes", False: "no", None: "—"}[row["in_ensemble"]]
+        test = "—" if row["test_gap"] is None else f"{row['test_gap']:.4f}"
         lines.append(f"| {row['model']} | {'yes' if row['frame_level'] else 'no'} | "
-                     f"{row['oof_gap']:.4f} | {bce} | {ens} |")
+                     f"{row['oof_gap']:.4f} | {bce} | {ens} | {test} |")
     test = metrics.get("test") or {}
     peak = measured.get("peak_tree_rss_mb", measured.get("peak_rss_mb_largest_process"))
     lines += ["", f"Held-out GAP@20 of the submission (final model, ONNX): "

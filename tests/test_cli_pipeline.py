@@ -76,6 +76,11 @@ def test_pipeline_resumes_without_redoing_stages(tmp_path: Path) -> None:
     first = run_pipeline(config, tmp_path / "run")
     assert first.submission is not None and first.submission.is_file()
     assert 0 < first.metrics["test"]["gap"] < 1
+    rows = {r["name"]: r for r in json.loads((tmp_path / "run" / "table_rows.json").read_text())}
+    # Held-out GAP beside out-of-fold GAP (of the fold models' mean prediction).
+    assert 0 < rows["lightgbm_ensemble"]["test_gap"] < 1
+    assert 0 < rows["final_model_soft_labels"]["test_gap"] < 1
+    assert "test GAP@20" in _ok(["table", str(tmp_path / "run")])
     stamp = (tmp_path / "run" / "zoo" / "tiny" / "fold0" / "best.pt").stat().st_mtime_ns
     second = run_pipeline(config, tmp_path / "run")
     assert {"synth", "baseline", "stack", "distill", "export", "predict"} <= set(

@@ -186,15 +186,25 @@ def run_pipeline(
     if config.stack is not None:
         metrics["ensemble"] = _stack(config, store, test_store, run_dir, list(zoo.metrics),
                                      stages, say)
+        ensemble_test = None
+        if test_store is not None and test_store.has_labels:
+            from yt8mkit.train.predictions import Predictions
+            from yt8mkit.train.run import prediction_gap
+
+            ensemble_test = prediction_gap(test_store,
+                                           Predictions(run_dir / "ensemble" / "test"))
+            metrics["ensemble"]["test_gap"] = ensemble_test
         rows.append({"name": "lightgbm_ensemble", "frame_level": False,
-                     "gap": metrics["ensemble"]["oof_gap"], "bce": None, "in_ensemble": None})
+                     "gap": metrics["ensemble"]["oof_gap"], "bce": None, "in_ensemble": None,
+                     "test_gap": ensemble_test})
         if config.distill is not None:
             metrics["distill"] = _distill(config, store, test_store, run_dir, stages, say)
             for name, values in metrics["distill"].items():
                 if name.endswith("final"):
                     rows.append({"name": f"final_model_{name.split('_')[0]}_labels",
                                  "frame_level": False, "gap": values["oof_gap"],
-                                 "bce": values.get("oof_bce"), "in_ensemble": None})
+                                 "bce": values.get("oof_bce"), "in_ensemble": None,
+                                 "test_gap": values.get("test_gap")})
             if config.export is not None:
                 metrics["export"] = _export(config, store, run_dir, stages, say)
                 if test_store is not None:

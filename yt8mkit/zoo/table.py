@@ -14,6 +14,9 @@ class TableRow:
     gap: float | None
     bce: float | None
     in_ensemble: bool | None
+    # GAP@20 on the test set when it is labelled (held-out videos): the honest figure for
+    # models trained on soft labels, whose out-of-fold GAP is optimistic (see distill.run).
+    test_gap: float | None = None
 
 
 def collect_rows(run_dir: Path) -> list[TableRow]:
@@ -37,6 +40,7 @@ def collect_rows(run_dir: Path) -> list[TableRow]:
             gap=metrics.get("oof_gap"),
             bce=metrics.get("oof_bce"),
             in_ensemble=None if ensemble_members is None else name in ensemble_members,
+            test_gap=metrics.get("test_gap"),
         ))
     extra = run_dir / "table_rows.json"
     if extra.is_file():
