@@ -60,7 +60,11 @@ def build_model(
 def _optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     spec = config.optim
     cls = torch.optim.AdamW if spec.name == "adamw" else torch.optim.Adam
-    return cls(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+    params = list(model.parameters())
+    # One fused pass over each parameter instead of a dozen elementwise ones: on the CPU
+    # the update of a 50M-parameter model otherwise takes about half of a training step.
+    fused = all(p.device.type in ("cpu", "cuda") and p.dtype == torch.float32 for p in params)
+    return cls(params, lr=spec.lr, weight_decay=spec.weight_decay, fused=fused)
 
 
 def _schedule(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
