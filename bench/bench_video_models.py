@@ -23,6 +23,7 @@ import torch
 
 from yt8mkit.data.folds import folds_info, write_folds
 from yt8mkit.data.sources import open_or_ingest
+from yt8mkit.pipeline.config import PipelineConfig
 from yt8mkit.train.predictions import Predictions
 from yt8mkit.train.run import prediction_gap
 from yt8mkit.zoo.config import ZooConfig
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "yt8m-2018-video"
 HELD_OUT = [str(p) for p in sorted((DATA / "smoke").glob("validate*.tfrecord"))]
 RESULTS = ROOT / "bench" / "results"
+PIPELINE = ROOT / "configs" / "real" / "pipeline.yaml"
 
 
 def main() -> None:
@@ -40,15 +42,17 @@ def main() -> None:
     parser.add_argument("--models", default="", help="comma-separated subset of the zoo")
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench_video"))
     parser.add_argument("--from-pipeline", default=None, help=(
-        "a run of configs/real/pipeline.yaml (same zoo): its store, test store and "
-        "finished folds are used, nothing is retrained"))
+        "a finished run of configs/real/pipeline.yaml: its zoo's results, nothing is "
+        "retrained; writes results/video_models_pipeline.*"))
     args = parser.parse_args()
 
     out = Path(args.out)
-    held_out_name = "held_out"
+    held_out_name, result_name = "held_out", "video_models"
+    zoo = ZooConfig.from_yaml(args.zoo)
     if args.from_pipeline:
         out, held_out_name = Path(args.from_pipeline), "test_store"
-    zoo = ZooConfig.from_yaml(args.zoo)
+        result_name = "video_models_pipeline"
+        zoo = PipelineConfig.from_yaml(PIPELINE).zoo
     configs = zoo.train_configs()
     if args.models:
         configs = {k: v for k, v in configs.items() if k in args.models.split(",")}
@@ -95,7 +99,7 @@ def main() -> None:
         "models": rows,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "video_models.json").write_text(json.dumps(report, indent=2))
+    (RESULTS / f"{result_name}.json").write_text(json.dumps(report, indent=2))
     lines = [
         "| model | OOF GAP@20 | OOF BCE | held-out GAP@20 | train s |",
         "| --- | --- | --- | --- | --- |",
@@ -109,7 +113,7 @@ def main() -> None:
                 f"{r['held_out_gap']:.4f} | {r['train_seconds']:.0f} |"
             )
     table = "\n".join(lines)
-    (RESULTS / "video_models.md").write_text(table + "\n")
+    (RESULTS / f"{result_name}.md").write_text(table + "\n")
     print(table)
 
 
