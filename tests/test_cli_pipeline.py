@@ -126,6 +126,8 @@ def test_second_level_commands_on_a_pipeline_run(tmp_path: Path) -> None:
     assert not (run / "final_model.onnx").exists()
     _ok(["export", str(run)])
     assert (run / "final_model.onnx").is_file()
+    _ok(["export", str(run), "--labels", "hard", "--out", str(tmp_path / "hard.onnx")])
+    assert json.loads((tmp_path / "hard.json").read_text())["labels"] == "hard"
     csv = tmp_path / "out" / "submission.csv"
     test_data = str(run / "synth" / "test")
     out = _ok(["predict", str(run / "final_model.onnx"), test_data, "--out", str(csv)])

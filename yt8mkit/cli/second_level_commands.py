@@ -66,6 +66,8 @@ def export(
     max_size: Annotated[int | None, typer.Option(help="Size budget in bytes (default 1 GB).")
                         ] = None,
     int8: Annotated[bool, typer.Option("--int8", help="Dynamic int8 quantization.")] = False,
+    labels: Annotated[str | None, typer.Option(
+        help="soft (default) or hard: the final model trained on which labels.")] = None,
 ) -> None:
     """The distilled final model as one ONNX file, checked against PyTorch and the budget."""
     from yt8mkit.export.final import export_final_model
@@ -76,6 +78,10 @@ def export(
         updates: dict = {"int8": int8 or run.export.int8}
         if max_size is not None:
             updates["max_size_bytes"] = max_size
+        if labels is not None:
+            if labels not in ("soft", "hard"):
+                raise Yt8mError(f"--labels is soft or hard, not {labels!r}")
+            updates["labels"] = labels
         config = run.export.model_copy(update=updates)
         summary = export_final_model(run.store, run.distill_dir, run.distill,
                                      out or run_dir / "final_model.onnx", config)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -27,6 +28,9 @@ class ExportConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # The final model of this fold is exported; its held-out videos check the export.
     fold: int = Field(0, ge=0)
+    # Which final model: trained on the ensemble's soft labels (the paper's) or on the
+    # hard labels (trained beside it when distill.compare_hard_labels is on).
+    labels: Literal["soft", "hard"] = "soft"
     max_size_bytes: int = Field(DEFAULT_MAX_SIZE, ge=1)
     int8: bool = False
     check_videos: int = Field(4096, ge=1)
@@ -36,13 +40,14 @@ class ExportConfig(BaseModel):
 def export_final_model(
     store: Store, distill_dir: Path, distill: DistillConfig, out: Path, config: ExportConfig
 ) -> dict:
-    """Write ``out`` (ONNX) from ``distill_dir/soft/final/fold{k}``; raises when over the
-    size budget or when held-out GAP@20 moves by ``GAP_TOLERANCE`` or more."""
-    student_dirs = [distill_dir / "soft" / f"student{i}" for i in range(len(distill.students))]
+    """Write ``out`` (ONNX) from ``distill_dir/{labels}/final/fold{k}``; raises when over
+    the size budget or when held-out GAP@20 moves by ``GAP_TOLERANCE`` or more."""
+    kind = distill_dir / config.labels
+    student_dirs = [kind / f"student{i}" for i in range(len(distill.students))]
     build = final_model_factory(store, student_dirs, distill.student_params(),
                                 distill.use_raw_input)
     model = build(config.fold)
-    checkpoint = distill_dir / "soft" / "final" / f"fold{config.fold}" / "best.pt"
+    checkpoint = kind / "final" / f"fold{config.fold}" / "best.pt"
     if not checkpoint.is_file():
         raise Yt8mError(f"{checkpoint}: no trained final model for fold {config.fold}")
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
@@ -69,7 +74,8 @@ def export_final_model(
             f"{out}: held-out GAP@20 {gap_onnx:.5f} with ONNX against {gap_torch:.5f} with "
             f"PyTorch, a change of {GAP_TOLERANCE} or more; the export was removed"
         )
-    summary = {**report.model_dump(), "fold": config.fold, "held_out_videos": len(held_out),
+    summary = {**report.model_dump(), "fold": config.fold, "labels": config.labels,
+               "held_out_videos": len(held_out),
                "held_out_gap_torch": gap_torch, "held_out_gap_onnx": gap_onnx}
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
     return summary
