@@ -186,17 +186,9 @@ def run_pipeline(
     if config.stack is not None:
         metrics["ensemble"] = _stack(config, store, test_store, run_dir, list(zoo.metrics),
                                      stages, say)
-        ensemble_test = None
-        if test_store is not None and test_store.has_labels:
-            from yt8mkit.train.predictions import Predictions
-            from yt8mkit.train.run import prediction_gap
-
-            ensemble_test = prediction_gap(test_store,
-                                           Predictions(run_dir / "ensemble" / "test"))
-            metrics["ensemble"]["test_gap"] = ensemble_test
         rows.append({"name": "lightgbm_ensemble", "frame_level": False,
                      "gap": metrics["ensemble"]["oof_gap"], "bce": None, "in_ensemble": None,
-                     "test_gap": ensemble_test})
+                     "test_gap": metrics["ensemble"].get("test_gap")})
         if config.distill is not None:
             metrics["distill"] = _distill(config, store, test_store, run_dir, stages, say)
             for name, values in metrics["distill"].items():
@@ -240,8 +232,15 @@ def _stack(config: PipelineConfig, store: Store, test_store: Store | None, run_d
         {m: zoo_dir / m / "oof" for m in models}, store, run_dir / "ensemble", config.stack,
         {m: zoo_dir / m / "test" for m in models} if test_store is not None else None,
     )
-    return stages.finish("stack", {k: v for k, v in result.metrics.items()
-                                   if isinstance(v, (int, float, str))})
+    summary = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float, str))}
+    if test_store is not None and test_store.has_labels:
+        # Scored once here, with the stage: a rerun reads it back from the stage's record.
+        from yt8mkit.train.predictions import Predictions
+        from yt8mkit.train.run import prediction_gap
+
+        summary["test_gap"] = prediction_gap(test_store,
+                                             Predictions(run_dir / "ensemble" / "test"))
+    return stages.finish("stack", summary)
 
 
 def _distill(config: PipelineConfig, store: Store, test_store: Store | None, run_dir: Path,
