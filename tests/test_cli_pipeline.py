@@ -128,6 +128,8 @@ def test_second_level_commands_on_a_pipeline_run(tmp_path: Path) -> None:
     assert (run / "final_model.onnx").is_file()
     _ok(["export", str(run), "--labels", "hard", "--out", str(tmp_path / "hard.onnx")])
     assert json.loads((tmp_path / "hard.json").read_text())["labels"] == "hard"
+    bad = runner.invoke(app, ["export", str(run), "--labels", "medium"])
+    assert bad.exit_code == 2 and "labels" in bad.output
     csv = tmp_path / "out" / "submission.csv"
     test_data = str(run / "synth" / "test")
     out = _ok(["predict", str(run / "final_model.onnx"), test_data, "--out", str(csv)])

@@ -70,7 +70,7 @@ def export(
         help="soft (default) or hard: the final model trained on which labels.")] = None,
 ) -> None:
     """The distilled final model as one ONNX file, checked against PyTorch and the budget."""
-    from yt8mkit.export.final import export_final_model
+    from yt8mkit.export.final import ExportConfig, export_final_model
     from yt8mkit.pipeline.layout import open_run
 
     try:
@@ -79,10 +79,9 @@ def export(
         if max_size is not None:
             updates["max_size_bytes"] = max_size
         if labels is not None:
-            if labels not in ("soft", "hard"):
-                raise Yt8mError(f"--labels is soft or hard, not {labels!r}")
             updates["labels"] = labels
-        config = run.export.model_copy(update=updates)
+        # Validated like the config file's own values (labels soft|hard, a size >= 1).
+        config = ExportConfig.model_validate({**run.export.model_dump(), **updates})
         summary = export_final_model(run.store, run.distill_dir, run.distill,
                                      out or run_dir / "final_model.onnx", config)
     except (Yt8mError, ValueError) as err:
