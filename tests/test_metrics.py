@@ -103,7 +103,7 @@ CASES = [(40, 25, 5), (60, 50, 20), (30, 7, 20), (50, 120, 20), (1, 3, 1), (80, 
 def test_top_k_matches_stable_argsort(dtype: type) -> None:
     rng = np.random.default_rng(0)
     for trial in range(60):
-        n, c = int(rng.integers(1, 40)), int(rng.integers(1, 200))
+        n, c = int(rng.integers(1, 40)), int(rng.integers(1, 700))
         k = int(rng.integers(1, 45))
         scores = rng.normal(size=(n, c)).astype(dtype)
         if trial % 2:
@@ -133,6 +133,11 @@ def test_top_k_rejects_nan_and_bad_k() -> None:
     scores[1, 4] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         top_k(scores, 2)
+    # A NaN in the columns left out of the lower bound's groups (3862 = 128 * 30 + 22).
+    wide = np.zeros((2, 3862), np.float32)
+    wide[1, -1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        top_k(wide, 20)
     with pytest.raises(ValueError, match="positive integer"):
         top_k(np.zeros((2, 3)), 0)
 

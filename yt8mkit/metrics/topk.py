@@ -5,10 +5,10 @@ the lower class index ranks first. So the top k of a row is always the same set,
 whatever the numpy version or the order the work is split in.
 
 The selection avoids sorting or partitioning whole rows, which costs far more than
-reading them: per block of rows it takes the maximum of ``2k`` contiguous column
-groups (one long reduction), whose k-th largest is a lower bound of the row's k-th
-largest score (k distinct groups hold a score at least that high). Only the scores
-above that bound, a few more than k per row, are then ranked exactly.
+reading them: per block of rows it splits the columns into ``GROUPS`` interleaved
+groups and takes each group's maximum, whose k-th largest is a lower bound of the
+row's k-th largest score (k distinct groups hold a score at least that high). Only the
+scores above that bound, a few more than k per row, are then ranked exactly.
 """
 
 from __future__ import annotations
@@ -24,8 +24,11 @@ import numpy as np
 # Rows per block: big enough that numpy's per-call overhead vanishes, small enough
 # that a block stays in the L3 cache between the passes over it.
 BLOCK_ROWS = 512
-# Rows that share one threshold in the candidate scan (see ``_candidates``).
-SUB_ROWS = 32
+# Column groups of the lower bound (at least 2k). Interleaved groups (group j holds
+# columns j, j + GROUPS, ...) make their maxima an elementwise maximum over contiguous
+# runs of the row, which numpy vectorises, unlike a reduction over each short group;
+# with many groups the bound is tight, so few more than k scores a row pass it.
+GROUPS = 128
 
 T = TypeVar("T")
 
@@ -227,20 +230,8 @@ def _kth_largest_ragged(vals: np.ndarray, rows: np.ndarray, n_rows: int, k: int)
 
 def _candidates(block: np.ndarray, bound: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(flat position, row, score) of every score >= its row's bound, row-major."""
-    n, c = block.shape
-    mask = np.empty(block.shape, bool)
-    # Against a scalar, numpy runs its fast contiguous loop; against a per-row column
-    # it is about 3x slower. So each few rows share the lowest of their bounds, and
-    # the extra hits of the others are dropped below.
-    floors = np.minimum.reduceat(bound, np.arange(0, n, SUB_ROWS))
-    for i, start in enumerate(range(0, n, SUB_ROWS)):
-        stop = start + SUB_ROWS
-        np.greater_equal(block[start:stop], floors[i], out=mask[start:stop])
-    flat = np.flatnonzero(mask)
-    vals = block.ravel()[flat]
-    rows = flat // c
-    keep = vals >= bound[rows]
-    return flat[keep], rows[keep], vals[keep]
+    flat = np.flatnonzero(block >= bound[:, None])
+    return flat, flat // block.shape[1], block.ravel()[flat]
 
 
 def select_block(block: np.ndarray, k: int) -> Selection:
@@ -255,13 +246,14 @@ def select_block(block: np.ndarray, k: int) -> Selection:
     if n == 0:
         empty = np.zeros(0, np.int64)
         return Selection(empty, empty, np.zeros(0, block.dtype), np.zeros(0, block.dtype), c)
-    groups = min(2 * k, c)
+    groups = min(max(2 * k, GROUPS), c)
     size = c // groups
-    # Group maxima by one reduceat over the flat block; each row's last group also
-    # takes the columns left over by the division.
-    starts = (np.arange(n, dtype=np.int64)[:, None] * c + np.arange(groups) * size).ravel()
-    gmax = np.maximum.reduceat(block.ravel(), starts).reshape(n, groups)
-    nan_rows = np.flatnonzero(np.isnan(gmax).any(axis=1))
+    # The columns left over by the division are in no group: a bound from a subset of
+    # the columns is still a lower bound of the row's k-th largest.
+    gmax = block[:, : groups * size].reshape(n, size, groups).max(axis=1)
+    nan_rows = np.flatnonzero(
+        np.isnan(gmax).any(axis=1) | np.isnan(block[:, groups * size :]).any(axis=1)
+    )
     if len(nan_rows):
         raise ValueError(f"scores contain NaN (row {int(nan_rows[0])} of the block)")
     bound = np.partition(gmax, groups - k, axis=1)[:, groups - k]
