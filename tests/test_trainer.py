@@ -18,7 +18,7 @@ from yt8mkit.metrics import gap_at_k
 from yt8mkit.train.config import TrainConfig
 from yt8mkit.train.predictions import Predictions
 from yt8mkit.train.run import run_model
-from yt8mkit.train.trainer import train_fold
+from yt8mkit.train.trainer import evaluate, load_best, train_fold
 
 
 def _config(**overrides: object) -> TrainConfig:
@@ -58,12 +58,13 @@ def test_same_seed_same_model_and_different_seed_differs(
                if states[0][k].is_floating_point())
 
 
+@pytest.mark.parametrize("ema_decay", [None, 0.9])
 def test_resumed_fold_equals_uninterrupted(
-    small_video_store: tuple[Path, Path], tmp_path: Path
+    small_video_store: tuple[Path, Path], tmp_path: Path, ema_decay: float | None
 ) -> None:
     store = Store(small_video_store[0])
     train_rows, valid_rows = _fold_rows(store)
-    config = _config(epochs=3)
+    config = _config(epochs=3, ema_decay=ema_decay)
     full = train_fold(config, store, train_rows, valid_rows, tmp_path / "full")
 
     class Crash(Exception):
@@ -82,6 +83,28 @@ def test_resumed_fold_equals_uninterrupted(
     a = torch.load(tmp_path / "full" / "best.pt", weights_only=False)["model"]
     b = torch.load(tmp_path / "resumed" / "best.pt", weights_only=False)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_weight_average_is_what_is_validated_and_saved(
+    small_video_store: tuple[Path, Path], tmp_path: Path
+) -> None:
+    store = Store(small_video_store[0])
+    train_rows, valid_rows = _fold_rows(store)
+    states = {}
+    for name, decay in (("raw", None), ("tiny_decay", 1e-9), ("ema", 0.9)):
+        config = _config(epochs=1, ema_decay=decay)
+        result = train_fold(config, store, train_rows, valid_rows, tmp_path / name)
+        states[name] = torch.load(tmp_path / name / "best.pt", weights_only=False)["model"]
+        model = load_best(config, store, tmp_path / name, torch.device("cpu"))
+        assert evaluate(model, store, valid_rows, config, torch.device("cpu"))[0] == (
+            result.best_gap)
+    raw, ema = states["raw"], states["ema"]
+    # The average's keys are the model's own: load_best and export need no change.
+    assert set(ema) == set(raw)
+    floats = [k for k in raw if raw[k].is_floating_point()]
+    # An average that forgets at once is the raw weights; a slow one is not.
+    assert all(torch.allclose(states["tiny_decay"][k], raw[k], atol=1e-6) for k in floats)
+    assert any(not torch.allclose(ema[k], raw[k], atol=1e-4) for k in floats)
 
 
 def test_out_of_fold_run_is_complete_and_beats_the_prior(

@@ -47,6 +47,9 @@ class TrainConfig(BaseModel):
     frames: FrameDataConfig = Field(default_factory=FrameDataConfig)
     mixup_alpha: float = Field(0.0, ge=0)
     mixup_per_sample: bool = False
+    # Exponential moving average of the weights, updated every step: validation, the
+    # checkpoints and the predictions use the averaged weights. None: the raw weights.
+    ema_decay: float | None = Field(None, gt=0, lt=1)
     batch_size: int = Field(256, ge=1)
     epochs: int = Field(10, ge=1)
     # Epochs without a better validation GAP@20 before stopping.

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from yt8mkit.baselines import frequency_prior
 from yt8mkit.data.store import Store
@@ -147,6 +148,15 @@ def _save(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
+def _weight_average(config: TrainConfig, model: nn.Module) -> AveragedModel | None:
+    if config.ema_decay is None:
+        return None
+    # Buffers (BatchNorm statistics) are averaged too, so that the averaged network is
+    # evaluated with statistics that match its weights.
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay),
+                         use_buffers=True)
+
+
 def train_fold(
     config: TrainConfig,
     store: Store,
@@ -169,6 +179,9 @@ def train_fold(
     if config.init_bias_from_frequencies:
         init_output_bias(model, frequency_prior(store, train_rows))
     optimizer = _optimizer(config, model)
+    average = _weight_average(config, model)
+    # What is validated, saved as best and predicted with: the averaged weights if any.
+    scored = model if average is None else average.module
     steps_per_epoch = max(1, len(train_rows) // config.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config, steps_per_epoch))
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and config.amp)
@@ -182,6 +195,8 @@ def train_fold(
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if average is not None:
+            average.load_state_dict(state["average"])
         history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
     began = time.perf_counter()
     for epoch in range(start_epoch, config.epochs):
@@ -209,23 +224,26 @@ def train_fold(
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
+            if average is not None:
+                average.update_parameters(model)
             # Summed on the tensor: a float() per step would sync a GPU every batch.
             loss_sum += loss.detach().double().cpu() * len(batch.rows)
             seen += len(batch.rows)
             if progress is not None and step % 10 == 0:
                 progress("step", {"epoch": epoch, "step": step, "steps": steps_per_epoch,
                                   "loss": float(loss_sum) / max(seen, 1)})
-        gap, bce = evaluate(model, store, valid_rows, config, device)
+        gap, bce = evaluate(scored, store, valid_rows, config, device)
         record = {"epoch": epoch, "train_loss": float(loss_sum) / max(seen, 1), "gap": gap,
                   "bce": bce,
                   "lr": scheduler.get_last_lr()[0]}
         history.append(record)
         if gap > best["gap"]:
             best = {"gap": gap, "bce": bce, "epoch": epoch}
-            _save(best_path, {"model": model.state_dict(), "epoch": epoch, "gap": gap})
+            _save(best_path, {"model": scored.state_dict(), "epoch": epoch, "gap": gap})
         _save(last_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                           "scheduler": scheduler.state_dict(), "history": history, "best": best,
-                          "epoch": epoch})
+                          "epoch": epoch,
+                          "average": None if average is None else average.state_dict()})
         if progress is not None:
             progress("epoch", record)
     result = FoldResult(best_epoch=int(best["epoch"]), best_gap=float(best["gap"]),
