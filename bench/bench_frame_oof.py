@@ -2,7 +2,7 @@
 out-of-fold GAP@20 on synthetic frame-level data in which 40% of the classes show in a
 few scenes only, so that averaging the frames dilutes them (issue 5's benchmark).
 
-    .venv/bin/python bench/bench_frame_oof.py [--videos 3000] [--models a,b]
+    .venv/bin/python bench/bench_frame_oof.py [--videos 3000] [--models a,b] [--backend ray]
 
 Generates the data, ingests it, fits the k-means centroids, trains the zoo of
 configs/synthetic/frame_zoo.yaml (resumable: a rerun skips finished folds), and writes
@@ -58,6 +58,9 @@ def main() -> None:
     parser.add_argument("--centroids", type=int, default=256)
     parser.add_argument("--models", default="", help="comma-separated subset of the zoo")
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench_frame_oof"))
+    parser.add_argument("--backend", choices=["local", "ray"], default="local",
+                        help="ray: one single-threaded job per core at once (small models "
+                             "use one core better than two)")
     args = parser.parse_args()
 
     out = Path(args.out)
@@ -73,7 +76,7 @@ def main() -> None:
         wanted = set(args.models.split(",")) | {BASELINE}
         configs = {k: v for k, v in configs.items() if k in wanted}
     began = time.perf_counter()
-    result = run_zoo(configs, str(store.path), out / "zoo",
+    result = run_zoo(configs, str(store.path), out / "zoo", backend=args.backend,
                      report=lambda m: print(m, flush=True))
     rows = []
     for name in configs:
@@ -99,6 +102,7 @@ def main() -> None:
                  "centroids": args.centroids},
         "machine": {"cores": torch.get_num_threads(), "torch": torch.__version__,
                     "machine": platform.machine()},
+        "backend": args.backend,
         "seconds": time.perf_counter() - began,
         "failed": sorted(f"{m} fold {f}" for m, f in result.failed),
         "rows": rows,
