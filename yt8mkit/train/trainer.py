@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from yt8mkit.baselines import frequency_prior
 from yt8mkit.data.store import Store
@@ -151,10 +151,27 @@ def _save(path: Path, state: dict) -> None:
 def _weight_average(config: TrainConfig, model: nn.Module) -> AveragedModel | None:
     if config.ema_decay is None:
         return None
-    # Buffers (BatchNorm statistics) are averaged too, so that the averaged network is
-    # evaluated with statistics that match its weights.
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay),
-                         use_buffers=True)
+    decay = config.ema_decay
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor],
+               num_averaged: torch.Tensor) -> None:
+        # The decay warms up (as timm's EMA does): the first updates would otherwise keep
+        # the random initial weights in the average for hundreds of steps.
+        n = float(num_averaged)
+        torch._foreach_lerp_(averaged, current, 1.0 - min(decay, (1.0 + n) / (10.0 + n)))
+
+    # Buffers (BatchNorm statistics) are not averaged but copied (``_sync_buffers``):
+    # they are running averages already, and averaging them again from their initial
+    # values (variance 1 against about 1e-3 for L2-normalised inputs) lags so far
+    # behind that the averaged network scored GAP 0.59 where the raw one scored 0.70.
+    return AveragedModel(model, multi_avg_fn=update, use_buffers=False)
+
+
+def _sync_buffers(average: AveragedModel, model: nn.Module) -> None:
+    with torch.no_grad():
+        for mine, theirs in zip(average.module.buffers(), model.buffers()):
+            mine.copy_(theirs)
 
 
 def train_fold(
@@ -232,6 +249,8 @@ def train_fold(
             if progress is not None and step % 10 == 0:
                 progress("step", {"epoch": epoch, "step": step, "steps": steps_per_epoch,
                                   "loss": float(loss_sum) / max(seen, 1)})
+        if average is not None:
+            _sync_buffers(average, model)
         gap, bce = evaluate(scored, store, valid_rows, config, device)
         record = {"epoch": epoch, "train_loss": float(loss_sum) / max(seen, 1), "gap": gap,
                   "bce": bce,
