@@ -7,13 +7,16 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import yaml
 from typer.testing import CliRunner
 
 from yt8mkit.cli.main import app
 from yt8mkit.data.store import Store
+from yt8mkit.export import OnnxPredictor
 from yt8mkit.pipeline.config import PipelineConfig, demo_config
 from yt8mkit.pipeline.run import run_pipeline
+from yt8mkit.train.predictions import Predictions
 
 runner = CliRunner()
 TINY_MODEL = {
@@ -130,6 +133,21 @@ def test_second_level_commands_on_a_pipeline_run(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "hard.json").read_text())["labels"] == "hard"
     bad = runner.invoke(app, ["export", str(run), "--labels", "medium"])
     assert bad.exit_code == 2 and "labels" in bad.output
+    # Every fold's final model in one file: its probabilities are the mean of theirs,
+    # which is what the run's test predictions of the final model hold (in float16).
+    _ok(["export", str(run), "--fold", "all", "--out", str(tmp_path / "all.onnx")])
+    assert json.loads((tmp_path / "all.json").read_text())["fold"] == "all"
+    test_store = Store(run / "test_store")
+    rows = np.arange(test_store.num_videos)
+    probs = OnnxPredictor(tmp_path / "all.onnx").predict(
+        {m: np.asarray(test_store.video_features(m)[rows], np.float32)
+         for m in test_store.modalities})
+    mean = Predictions(run / "distill" / "soft" / "final" / "test").dense(rows)
+    top = np.argsort(-mean, axis=1)[:, :5]
+    np.testing.assert_allclose(np.take_along_axis(probs, top, 1),
+                               np.take_along_axis(mean, top, 1), rtol=1e-3)
+    bad = runner.invoke(app, ["export", str(run), "--fold", "seven"])
+    assert bad.exit_code == 2 and "fold" in bad.output
     csv = tmp_path / "out" / "submission.csv"
     test_data = str(run / "synth" / "test")
     out = _ok(["predict", str(run / "final_model.onnx"), test_data, "--out", str(csv)])

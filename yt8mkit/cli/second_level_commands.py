@@ -68,6 +68,9 @@ def export(
     int8: Annotated[bool, typer.Option("--int8", help="Dynamic int8 quantization.")] = False,
     labels: Annotated[str | None, typer.Option(
         help="soft (default) or hard: the final model trained on which labels.")] = None,
+    fold: Annotated[str | None, typer.Option(
+        help="Which fold's final model, or 'all' for the mean of every fold's "
+             "(default: the config's, else 0).")] = None,
 ) -> None:
     """The distilled final model as one ONNX file, checked against PyTorch and the budget."""
     from yt8mkit.export.final import ExportConfig, export_final_model
@@ -80,6 +83,8 @@ def export(
             updates["max_size_bytes"] = max_size
         if labels is not None:
             updates["labels"] = labels
+        if fold is not None:
+            updates["fold"] = fold
         # Validated like the config file's own values (labels soft|hard, a size >= 1).
         config = ExportConfig.model_validate({**run.export.model_dump(), **updates})
         summary = export_final_model(run.store, run.distill_dir, run.distill,

@@ -1,5 +1,6 @@
-"""Exporting the distilled final model of one fold: ONNX under the size budget, checked
-against PyTorch on the fold's held-out videos."""
+"""Exporting the distilled final model, of one fold or the average of every fold's: ONNX
+under the size budget, checked against PyTorch (on the fold's held-out videos for one
+fold)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Literal
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
 
 from yt8mkit.data.store import Store
 from yt8mkit.distill.config import DistillConfig
@@ -26,8 +28,11 @@ GAP_TOLERANCE = 1e-3
 
 class ExportConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    # The final model of this fold is exported; its held-out videos check the export.
-    fold: int = Field(0, ge=0)
+    # The final model of this fold is exported (its held-out videos check the export), or
+    # with "all" the mean probability of every fold's final model: each was trained on
+    # all but one fold, so together they used all of the training videos, and their mean
+    # is what the run's test predictions measured.
+    fold: int | Literal["all"] = 0
     # Which final model: trained on the ensemble's soft labels (the paper's) or on the
     # hard labels (trained beside it when distill.compare_hard_labels is on).
     labels: Literal["soft", "hard"] = "soft"
@@ -37,45 +42,69 @@ class ExportConfig(BaseModel):
     batch_size: int = Field(1024, ge=1)
 
 
+class FoldAverage(nn.Module):
+    """The mean probability of several models, as log-odds: the export's sigmoid then
+    gives back the mean itself."""
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        probs = torch.stack([torch.sigmoid(m(inputs)) for m in self.members]).mean(dim=0)
+        return torch.logit(probs, eps=1e-7)
+
+
 def export_final_model(
     store: Store, distill_dir: Path, distill: DistillConfig, out: Path, config: ExportConfig
 ) -> dict:
-    """Write ``out`` (ONNX) from ``distill_dir/{labels}/final/fold{k}``; raises when over
-    the size budget or when held-out GAP@20 moves by ``GAP_TOLERANCE`` or more."""
+    """Write ``out`` (ONNX) from ``distill_dir/{labels}/final/fold{k}`` (every fold's with
+    ``fold="all"``); raises when over the size budget or when GAP@20 moves by
+    ``GAP_TOLERANCE`` or more from PyTorch's."""
     kind = distill_dir / config.labels
     student_dirs = [kind / f"student{i}" for i in range(len(distill.students))]
     build = final_model_factory(store, student_dirs, distill.student_params(),
                                 distill.use_raw_input)
-    model = build(config.fold)
-    checkpoint = kind / "final" / f"fold{config.fold}" / "best.pt"
-    if not checkpoint.is_file():
-        raise Yt8mError(f"{checkpoint}: no trained final model for fold {config.fold}")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    model.load_state_dict(state["model"])
+    folds = store.folds()
+    chosen = sorted({int(f) for f in folds}) if config.fold == "all" else [config.fold]
+    members = []
+    for fold in chosen:
+        checkpoint = kind / "final" / f"fold{fold}" / "best.pt"
+        if not checkpoint.is_file():
+            raise Yt8mError(f"{checkpoint}: no trained final model for fold {fold}")
+        member = build(fold)
+        member.load_state_dict(
+            torch.load(checkpoint, map_location="cpu", weights_only=False)["model"])
+        members.append(member)
+    model = members[0] if config.fold != "all" else FoldAverage(members)
     model.eval()
 
-    held_out = np.flatnonzero(store.folds() == config.fold)[: config.check_videos]
-    inputs = {m: np.asarray(store.video_features(m)[held_out], np.float32)
+    # One fold: its held-out videos. All folds: every video was trained on by all but
+    # one member, so the check (ONNX against PyTorch) runs on the first videos.
+    rows = np.flatnonzero(folds == config.fold) if config.fold != "all" else np.arange(len(folds))
+    check = rows[: config.check_videos]
+    inputs = {m: np.asarray(store.video_features(m)[check], np.float32)
               for m in store.modalities}
     report = export_onnx(model, store.dims, out, config.max_size_bytes, config.int8,
                          check_inputs={m: v[:256] for m, v in inputs.items()})
-    labels = store.labels_dense(held_out)
+    labels = store.labels_dense(check)
     with torch.no_grad():
         torch_probs = torch.sigmoid(model({m: torch.from_numpy(v) for m, v in inputs.items()}))
     onnx_probs = np.concatenate([
         OnnxPredictor(out).predict({m: v[s : s + config.batch_size] for m, v in inputs.items()})
-        for s in range(0, len(held_out), config.batch_size)
+        for s in range(0, len(check), config.batch_size)
     ])
     gap_torch = gap_at_k(torch_probs.numpy(), labels)
     gap_onnx = gap_at_k(onnx_probs, labels)
     if abs(gap_onnx - gap_torch) >= GAP_TOLERANCE:
         out.unlink(missing_ok=True)
         raise Yt8mError(
-            f"{out}: held-out GAP@20 {gap_onnx:.5f} with ONNX against {gap_torch:.5f} with "
+            f"{out}: GAP@20 {gap_onnx:.5f} with ONNX against {gap_torch:.5f} with "
             f"PyTorch, a change of {GAP_TOLERANCE} or more; the export was removed"
         )
     summary = {**report.model_dump(), "fold": config.fold, "labels": config.labels,
-               "held_out_videos": len(held_out),
-               "held_out_gap_torch": gap_torch, "held_out_gap_onnx": gap_onnx}
+               "check_videos": len(check),
+               "check_videos_held_out": config.fold != "all",
+               "check_gap_torch": gap_torch, "check_gap_onnx": gap_onnx}
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
     return summary
