@@ -174,6 +174,13 @@ def test_another_config_in_the_same_run_directory_is_refused(
     run_model(_config(epochs=1), store, tmp_path, folds_to_run=[0])
     with pytest.raises(Yt8mError, match="another config"):
         run_model(_config(epochs=2), store, tmp_path, folds_to_run=[0])
+    # A run written before a setting existed (here: without ema_decay) holds its default:
+    # the same config, so it resumes.
+    saved = tmp_path / "config.yaml"
+    older = [line for line in saved.read_text().splitlines() if "ema_decay" not in line]
+    assert len(older) < len(saved.read_text().splitlines())
+    saved.write_text("\n".join(older) + "\n")
+    run_model(_config(epochs=1), store, tmp_path, folds_to_run=[0])
 
 
 @pytest.fixture(scope="module")

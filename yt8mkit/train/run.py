@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import yaml
 from torch import nn
 
 from yt8mkit.data.folds import write_folds
@@ -50,16 +51,17 @@ def store_folds(store: Store) -> np.ndarray:
 
 def _check_config(out: Path, config: TrainConfig) -> None:
     path = out / "config.yaml"
-    text = config.to_yaml()
     if path.is_file():
-        if path.read_text() != text:
+        # Compared as validated configs, not as text: a run written before a new setting
+        # existed holds that setting's default, and still resumes.
+        if TrainConfig.model_validate(yaml.safe_load(path.read_text())) != config:
             raise Yt8mError(
                 f"{out}: this run directory holds another config; use a new --out "
                 f"(runs are never overwritten in place)"
             )
         return
     out.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    path.write_text(config.to_yaml())
 
 
 def _fold_done(fold_dir: Path) -> bool:
