@@ -407,6 +407,38 @@ def test_combinations_mean_normalisation_starts_at_the_mean() -> None:
         np.testing.assert_allclose(out[i].detach().numpy(), [mean, mean], atol=1e-6)
 
 
+def test_combinations_with_relative_positions_interpolate_the_knots() -> None:
+    torch.manual_seed(0)
+    rep = create_representation("combinations", DIMS, {"combinations": 2, "knots": 5,
+                                                        "position": "relative",
+                                                        "init_std": 1.0})
+    knots = rep.weight.detach().double().numpy()
+    grid = (np.arange(5) + 0.5) / 5
+    batch = _batch()
+    out = rep(batch)
+    for i, n in enumerate(LENGTHS):
+        place = (np.arange(n) + 0.5) / n  # a frame's place in its own video
+        x = _real(batch, "rgb", i)
+        expected = np.concatenate([_softmax(np.interp(place, grid, knots[j])) @ x
+                                   for j in range(2)])
+        np.testing.assert_allclose(out["rgb"][i].detach().numpy(), expected, atol=1e-5)
+    # Not bound to max_frames: any length is a place in [0, 1].
+    assert rep(_batch(frames=400))["rgb"].shape == out["rgb"].shape
+
+
+def test_combinations_segment_init_covers_one_part_each() -> None:
+    rep = create_representation("combinations", DIMS, {"combinations": 4, "knots": 32,
+                                                        "position": "relative",
+                                                        "init": "segments", "init_std": 0.0})
+    a = rep.coefficients(_mask([200], 200))[0].detach().numpy()
+    np.testing.assert_allclose(a.sum(axis=1), 1.0, rtol=1e-5)
+    for j in range(4):
+        own = a[j, 50 * j : 50 * (j + 1)].sum()
+        assert own > 0.6 and a[j].argmax() // 50 == j
+    with pytest.raises(ValueError, match="softmax"):
+        create_representation("combinations", DIMS, {"init": "segments", "normalise": "mean"})
+
+
 # ---------------------------------------------------------------- centroids
 
 CENTRES = np.array([[40, 40], [40, 210], [210, 40], [210, 210]])  # codes of rgb dims 0-1
@@ -554,6 +586,8 @@ def _model_cases(tmp: Path) -> list[tuple[str, dict]]:
         ("features_resnet_like", {**small, "features": "dynamics", "inputs": ["rgb"]}),
         ("centroids_resnet_like", {**small, "centroids": str(path)}),
         ("linear_combinations_resnet_like", {**small, "max_frames": 12}),
+        ("linear_combinations_resnet_like", {**small, "position": "relative",
+                                             "init": "segments", "knots": 8}),
     ]
 
 

@@ -19,7 +19,7 @@ from pydantic import Field, field_validator
 
 from yt8mkit.features import RepresentationConfig, create_representation
 from yt8mkit.features.centroids import CentroidStat
-from yt8mkit.features.combinations import Normalise
+from yt8mkit.features.combinations import Init, Normalise, Position
 from yt8mkit.features.registry import RepresentationError
 from yt8mkit.models.inputs import select_modalities
 from yt8mkit.models.registry import ModelConfigError, register_model
@@ -45,6 +45,9 @@ class LinearCombinationsResNetLikeParams(ResNetLikeParams):
     combinations: int = Field(5, ge=1)
     max_frames: int = Field(300, ge=1)
     normalise: Normalise = "softmax"
+    position: Position = "absolute"
+    knots: int = Field(32, ge=2)
+    init: Init = "uniform"
 
 
 def _head_params(params: ResNetLikeParams) -> ResNetLikeParams:
@@ -112,5 +115,8 @@ class LinearCombinationsResNetLike(_RepresentationResNetLike):
             "combinations": params.combinations,
             "max_frames": params.max_frames,
             "normalise": params.normalise,
+            "position": params.position,
+            "knots": params.knots,
+            "init": params.init,
         }
         super().__init__(num_classes, feature_dims, params, "combinations", spec)
