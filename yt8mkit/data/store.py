@@ -402,13 +402,13 @@ class StoreWriter:
             self._append("ids_offsets.bin", self._id_bytes + np.cumsum(id_lengths))
             self._id_bytes += int(id_lengths.sum())
             for m, values in chunk.video.items():
-                self._append(f"video/{m}.bin", values.astype(self.video_dtype))
+                self._append(f"video/{m}.bin", values.astype(self.video_dtype, copy=False))
             self._append(
                 "labels_indptr.bin", self.num_labels + np.cumsum(chunk.label_counts, dtype=np.int64)
             )
-            self._append("labels_indices.bin", chunk.label_indices.astype(np.int32))
-            self._append("labelled.bin", chunk.labelled.astype(np.bool_))
-            self._append("record_index.tmp.bin", chunk.record_indices.astype(np.int32))
+            self._append("labels_indices.bin", chunk.label_indices.astype(np.int32, copy=False))
+            self._append("labelled.bin", chunk.labelled.astype(np.bool_, copy=False))
+            self._append("record_index.tmp.bin", chunk.record_indices.astype(np.int32, copy=False))
             if chunk.level == "frame":
                 if "frame_offsets.bin" not in self._sizes:
                     self._append("frame_offsets.bin", np.zeros(1, np.int64))
