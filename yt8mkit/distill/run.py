@@ -23,7 +23,7 @@ but 0.697 on held-out videos. A clean out-of-fold figure would need nested folds
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from torch import nn
@@ -78,15 +78,17 @@ def run_distill(
     config: DistillConfig,
     test_store: Store | None = None,
     report: Report | None = None,
+    kinds: Sequence[str] | None = None,
 ) -> dict:
     """Students and the final model, on soft labels (and on hard ones when compared);
-    every step resumes from what is already complete."""
+    ``kinds`` picks a subset of soft/hard. Every step resumes from what is complete."""
     say = report or (lambda message: None)
     out.mkdir(parents=True, exist_ok=True)
     soft = soft_labels_for(store, ensemble_oof, out, config.blend)
     params = config.student_params()
     metrics: dict = {}
-    kinds = ["soft", "hard"] if config.compare_hard_labels else ["soft"]
+    if kinds is None:
+        kinds = ["soft", "hard"] if config.compare_hard_labels else ["soft"]
     for kind in kinds:
         targets = soft.dense if kind == "soft" else None
         student_dirs = []
