@@ -3,6 +3,7 @@ out-of-fold GAP@20 on synthetic frame-level data in which 40% of the classes sho
 few scenes only, so that averaging the frames dilutes them (issue 5's benchmark).
 
     .venv/bin/python bench/bench_frame_oof.py [--videos 3000] [--models a,b] [--backend ray]
+        [--report-only]
 
 Generates the data, ingests it, fits the k-means centroids, trains the zoo of
 configs/synthetic/frame_zoo.yaml (resumable: a rerun skips finished folds), and writes
@@ -26,6 +27,7 @@ from yt8mkit.data.ingest import IngestConfig, ingest
 from yt8mkit.data.store import Store
 from yt8mkit.data.synth import SynthConfig, generate
 from yt8mkit.features.centroids import run_centroids
+from yt8mkit.train.run import run_model
 from yt8mkit.zoo.config import ZooConfig
 from yt8mkit.zoo.runner import run_zoo
 
@@ -61,6 +63,8 @@ def main() -> None:
     parser.add_argument("--backend", choices=["local", "ray"], default="local",
                         help="ray: one single-threaded job per core at once (small models "
                              "use one core better than two)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: tabulate the models whose 5 folds are done")
     args = parser.parse_args()
 
     out = Path(args.out)
@@ -76,14 +80,21 @@ def main() -> None:
         wanted = set(args.models.split(",")) | {BASELINE}
         configs = {k: v for k, v in configs.items() if k in wanted}
     began = time.perf_counter()
-    result = run_zoo(configs, str(store.path), out / "zoo", backend=args.backend,
-                     report=lambda m: print(m, flush=True))
+    failed: list[str] = []
+    if not args.report_only:
+        result = run_zoo(configs, str(store.path), out / "zoo", backend=args.backend,
+                         report=lambda m: print(m, flush=True))
+        failed = sorted(f"{m} fold {f}" for m, f in result.failed)
     rows = []
-    for name in configs:
+    for name, config in configs.items():
         metrics_file = out / "zoo" / name / "metrics.json"
-        if not metrics_file.is_file():
-            rows.append({"model": name, "error": "did not finish"})
-            continue
+        if not metrics_file.is_file() or "oof_gap" not in json.loads(metrics_file.read_text()):
+            folds_done = len(list((out / "zoo" / name).glob("fold*/done.json")))
+            if folds_done < 5:
+                rows.append({"model": name, "error": f"not run: {folds_done} of 5 folds done"})
+                continue
+            # Every fold is done but the run stopped before pooling them: pool now.
+            run_model(config, store, out / "zoo" / name)
         metrics = json.loads(metrics_file.read_text())
         seconds = sum(json.loads((out / "zoo" / name / f"fold{f}" / "metrics.json").read_text())
                       ["result"]["seconds"] for f in range(5))
@@ -104,7 +115,7 @@ def main() -> None:
                     "machine": platform.machine()},
         "backend": args.backend,
         "seconds": time.perf_counter() - began,
-        "failed": sorted(f"{m} fold {f}" for m, f in result.failed),
+        "failed": failed,
         "rows": rows,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
