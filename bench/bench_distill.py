@@ -17,12 +17,12 @@ bench/results/distill.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
 
 import torch
+from results_table import write_results
 
 from yt8mkit.data.store import Store
 from yt8mkit.distill.run import run_distill
@@ -33,7 +33,6 @@ from yt8mkit.pipeline.config import PipelineConfig
 from yt8mkit.train.predictions import Predictions
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 
 
 def main() -> None:
@@ -78,18 +77,13 @@ def main() -> None:
         "onnx": {"labels": config.export.labels, "fold": config.export.fold,
                  "size_bytes": export["size_bytes"], "held_out_gap": onnx_gap},
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "distill.json").write_text(json.dumps(report, indent=2))
-    lines = ["| model | OOF GAP@20 | held-out GAP@20 |", "| --- | --- | --- |"]
-    for row in rows:
-        held = "" if row["held_out_gap"] is None else f"{row['held_out_gap']:.4f}"
-        lines.append(f"| {row['model']} | {row['oof_gap']:.4f} | {held} |")
-    lines.append(f"| exported final model ({config.export.labels} labels, fold "
-                 f"{config.export.fold}, ONNX, {export['size_bytes'] / 1e6:.1f} MB) | | "
-                 f"{onnx_gap:.4f} |")
-    (RESULTS / "distill.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-
+    table = [[row["model"], f"{row['oof_gap']:.4f}",
+              "" if row["held_out_gap"] is None else f"{row['held_out_gap']:.4f}"]
+             for row in rows]
+    table.append([f"exported final model ({config.export.labels} labels, fold "
+                  f"{config.export.fold}, ONNX, {export['size_bytes'] / 1e6:.1f} MB)", "",
+                  f"{onnx_gap:.4f}"])
+    write_results("distill", report, ["model", "OOF GAP@20", "held-out GAP@20"], table)
 
 if __name__ == "__main__":
     main()

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from results_table import write_results
 
 from yt8mkit.data.folds import folds_info, write_folds
 from yt8mkit.data.ingest import IngestConfig, ingest
@@ -32,7 +33,6 @@ from yt8mkit.zoo.config import ZooConfig
 from yt8mkit.zoo.runner import run_zoo
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 ZOO = ROOT / "configs" / "synthetic" / "frame_zoo.yaml"
 BASELINE = "resnet_like_video_level"
 
@@ -118,20 +118,12 @@ def main() -> None:
         "failed": failed,
         "rows": rows,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "frame_oof.json").write_text(json.dumps(report, indent=2))
-    lines = ["| model | frame-level | OOF GAP@20 | vs video-level resnet_like | train s |",
-             "| --- | --- | --- | --- | --- |"]
-    for row in rows:
-        if "oof_gap" not in row:
-            lines.append(f"| {row['model']} | | {row['error']} | | |")
-            continue
-        lines.append(f"| {row['model']} | {'yes' if row['frame_level'] else 'no'} | "
-                     f"{row['oof_gap']:.4f} | {row['vs_video_level_resnet_like']:+.4f} | "
-                     f"{row['train_seconds']:.0f} |")
-    (RESULTS / "frame_oof.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-
+    table = [[row["model"], "", row["error"], "", ""] if "oof_gap" not in row else
+             [row["model"], "yes" if row["frame_level"] else "no", f"{row['oof_gap']:.4f}",
+              f"{row['vs_video_level_resnet_like']:+.4f}", f"{row['train_seconds']:.0f}"]
+             for row in rows]
+    write_results("frame_oof", report, ["model", "frame-level", "OOF GAP@20",
+                                        "vs video-level resnet_like", "train s"], table)
 
 if __name__ == "__main__":
     main()

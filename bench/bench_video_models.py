@@ -13,13 +13,13 @@ directory (default runs/bench_video) is resumable: rerunning skips finished fold
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from results_table import write_results
 
 from yt8mkit.data.folds import folds_info, write_folds
 from yt8mkit.data.sources import open_or_ingest
@@ -32,7 +32,6 @@ from yt8mkit.zoo.runner import run_zoo
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "yt8m-2018-video"
 HELD_OUT = [str(p) for p in sorted((DATA / "smoke").glob("validate*.tfrecord"))]
-RESULTS = ROOT / "bench" / "results"
 PIPELINE = ROOT / "configs" / "real" / "pipeline.yaml"
 
 
@@ -98,24 +97,12 @@ def main() -> None:
         "seconds": time.perf_counter() - began,
         "models": rows,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{result_name}.json").write_text(json.dumps(report, indent=2))
-    lines = [
-        "| model | OOF GAP@20 | OOF BCE | held-out GAP@20 | train s |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for r in rows:
-        if r.get("failed"):
-            lines.append(f"| {r['model']} | failed | | | |")
-        else:
-            lines.append(
-                f"| {r['model']} | {r['oof_gap']:.4f} | {r['oof_bce']:.3e} | "
-                f"{r['held_out_gap']:.4f} | {r['train_seconds']:.0f} |"
-            )
-    table = "\n".join(lines)
-    (RESULTS / f"{result_name}.md").write_text(table + "\n")
-    print(table)
-
+    table = [[r["model"], "failed", "", "", ""] if r.get("failed") else
+             [r["model"], f"{r['oof_gap']:.4f}", f"{r['oof_bce']:.3e}",
+              f"{r['held_out_gap']:.4f}", f"{r['train_seconds']:.0f}"]
+             for r in rows]
+    write_results(result_name, report,
+                  ["model", "OOF GAP@20", "OOF BCE", "held-out GAP@20", "train s"], table)
 
 if __name__ == "__main__":
     main()
