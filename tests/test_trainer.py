@@ -14,9 +14,9 @@ from yt8mkit.baselines import frequency_prior
 from yt8mkit.data.store import Store
 from yt8mkit.data.submission import read_submission
 from yt8mkit.errors import Yt8mError
-from yt8mkit.metrics import gap_at_k
+from yt8mkit.metrics import gap_at_k, gap_from_top_k
 from yt8mkit.train.config import TrainConfig
-from yt8mkit.train.predictions import Predictions
+from yt8mkit.train.predictions import Predictions, PredictionsWriter
 from yt8mkit.train.run import run_model
 from yt8mkit.train.trainer import evaluate, load_best, train_fold
 
@@ -231,3 +231,18 @@ def test_frame_model_on_a_video_level_store_is_a_clear_error(
 ) -> None:
     with pytest.raises(ValueError, match="frame-level but the store"):
         run_model(_frame_config(), Store(small_video_store[0]), tmp_path, folds_to_run=[0])
+
+
+def test_stored_predictions_keep_the_gap_of_the_probabilities(tmp_path: Path) -> None:
+    """Near-equal scores (which float16 storage would turn into ties) keep their order."""
+    rng = np.random.default_rng(0)
+    probs = (0.5 + rng.random((200, 30)) * 1e-3).astype(np.float32)
+    labels = (rng.random((200, 30)) < 0.1).astype(np.float32)
+    writer = PredictionsWriter(tmp_path / "p", 200, 30, 30)
+    writer.write_dense(np.arange(200), probs)
+    stored = writer.close()
+    exact = gap_at_k(probs, labels)
+    assert gap_from_top_k(np.asarray(stored.indices, np.int64), np.asarray(stored.scores),
+                          labels) == pytest.approx(exact, abs=1e-12)
+    # The same scores rounded to float16 score lower: the test can tell the difference.
+    assert gap_at_k(probs.astype(np.float16).astype(np.float32), labels) < exact - 1e-3
