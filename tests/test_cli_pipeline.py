@@ -4,6 +4,7 @@ evaluate, and a pipeline that resumes without redoing finished stages."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -32,6 +33,12 @@ def _ok(args: list[str]) -> str:
     return result.output
 
 
+def _gap_of(evaluate_output: str) -> float:
+    match = re.search(r"GAP@20\D+([0-9.]+)", evaluate_output)
+    assert match, evaluate_output
+    return float(match.group(1))
+
+
 def test_synth_train_table_evaluate(tmp_path: Path) -> None:
     out = _ok(["synth", "--out", str(tmp_path / "data"), "--videos", "300", "--classes", "15",
                "--test-videos", "60", "--label-test"])
@@ -45,10 +52,12 @@ def test_synth_train_table_evaluate(tmp_path: Path) -> None:
     assert 0 < metrics["oof_gap"] < 1 and 0 < metrics["test_gap"] < 1
     out = _ok(["evaluate", str(run / "submission.csv"), "--labels",
                str(tmp_path / "data" / "test")])
-    assert f"{metrics['test_gap']:.5f}" in out and "Hit@1" in out
+    # The CSV holds scores to 6 decimals, as the official starter writes them: rounding
+    # can tie near-equal scores, so its GAP may differ slightly from the predictions'.
+    assert abs(_gap_of(out) - metrics["test_gap"]) < 1e-3 and "Hit@1" in out
     # The same labels as a store, and the store ingested on the fly by `train`.
-    out = _ok(["evaluate", str(run / "submission.csv"), "--labels", str(run / "test_store")])
-    assert f"{metrics['test_gap']:.5f}" in out
+    again = _ok(["evaluate", str(run / "submission.csv"), "--labels", str(run / "test_store")])
+    assert _gap_of(again) == _gap_of(out)
     assert "tiny" in _ok(["table", str(tmp_path)])  # finds run/metrics.json
     bad = runner.invoke(app, ["evaluate", str(run / "submission.csv"), "--labels",
                               str(tmp_path / "data")])  # other videos: ids do not match
