@@ -88,14 +88,14 @@ def main() -> None:
     rows = []
     for name, config in configs.items():
         metrics_file = out / "zoo" / name / "metrics.json"
-        if not metrics_file.is_file() or "oof_gap" not in json.loads(metrics_file.read_text()):
+        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+        if "oof_gap" not in metrics:
             folds_done = len(list((out / "zoo" / name).glob("fold*/done.json")))
             if folds_done < 5:
                 rows.append({"model": name, "error": f"not run: {folds_done} of 5 folds done"})
                 continue
             # Every fold is done but the run stopped before pooling them: pool now.
-            run_model(config, store, out / "zoo" / name)
-        metrics = json.loads(metrics_file.read_text())
+            metrics = run_model(config, store, out / "zoo" / name)
         seconds = sum(json.loads((out / "zoo" / name / f"fold{f}" / "metrics.json").read_text())
                       ["result"]["seconds"] for f in range(5))
         rows.append({"model": name, "frame_level": metrics["frame_level"],

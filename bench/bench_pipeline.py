@@ -25,9 +25,9 @@ import time
 from pathlib import Path
 
 from proc_tree import tree_rss
+from results_table import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 
 
 def run(config: Path, out: Path) -> dict:
@@ -106,24 +106,20 @@ def main() -> None:
         "distill": metrics.get("distill"), "sizes": sizes(out), "rows": rows,
         "machine": {"cores": os.cpu_count(), "machine": platform.machine()},
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "pipeline.json").write_text(json.dumps(report, indent=2))
-    lines = ["| model | frame-level | OOF GAP@20 | BCE | in ensemble | held-out GAP@20 |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    for row in rows:
-        bce = "—" if row["oof_bce"] is None else f"{row['oof_bce']:.2e}"
-        ens = {True: "yes", False: "no", None: "—"}[row["in_ensemble"]]
-        test = "—" if row["test_gap"] is None else f"{row['test_gap']:.4f}"
-        lines.append(f"| {row['model']} | {'yes' if row['frame_level'] else 'no'} | "
-                     f"{row['oof_gap']:.4f} | {bce} | {ens} | {test} |")
+    table_rows = [
+        [row["model"], "yes" if row["frame_level"] else "no", f"{row['oof_gap']:.4f}",
+         "—" if row["oof_bce"] is None else f"{row['oof_bce']:.2e}",
+         {True: "yes", False: "no", None: "—"}[row["in_ensemble"]],
+         "—" if row["test_gap"] is None else f"{row['test_gap']:.4f}"]
+        for row in rows
+    ]
     test = metrics.get("test") or {}
     peak = measured.get("peak_tree_rss_mb", measured.get("peak_rss_mb_largest_process"))
-    lines += ["", f"Held-out GAP@20 of the submission (final model, ONNX): "
+    footer = ["", f"Held-out GAP@20 of the submission (final model, ONNX): "
               f"{test.get('gap', float('nan')):.4f}; wall time {measured['wall_seconds']:.0f} s, "
               f"peak memory {peak:.0f} MB."]
-    (RESULTS / "pipeline.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-
+    write_results("pipeline", report, ["model", "frame-level", "OOF GAP@20", "BCE",
+                                       "in ensemble", "held-out GAP@20"], table_rows, footer)
 
 if __name__ == "__main__":
     main()
