@@ -100,6 +100,10 @@ def test_pipeline_resumes_without_redoing_stages(tmp_path: Path) -> None:
     assert (tmp_path / "run" / "zoo" / "tiny" / "fold0" / "best.pt").stat().st_mtime_ns == stamp
     assert second.metrics["test"] == first.metrics["test"]
     assert Store(tmp_path / "run" / "store").num_videos == 300
+    # How it runs is not what it computes: more workers resume the same run.
+    data["workers"] = 2
+    resumed = run_pipeline(PipelineConfig.from_dict(data, base=tmp_path), tmp_path / "run")
+    assert resumed.metrics["test"] == first.metrics["test"]
     data["zoo"]["models"] = {"other": {}}
     other = PipelineConfig.from_dict(data, base=tmp_path)
     result = runner.invoke(app, ["pipeline", "--help"])
@@ -120,6 +124,8 @@ def test_second_level_commands_on_a_pipeline_run(tmp_path: Path) -> None:
     data["zoo"]["defaults"] = TINY_MODEL
     data["zoo"]["models"] = {"tiny": {}, "lin": {"model": {"name": "logistic"}}}
     data["distill"]["students"] = data["distill"]["students"][:2]
+    for part in ("train", "final_train"):  # one thread each: same arithmetic in a worker
+        data["distill"][part]["threads"] = 1
     config = PipelineConfig.from_dict(data, base=tmp_path)
     run = tmp_path / "run"
     run_pipeline(config, run)
@@ -132,7 +138,13 @@ def test_second_level_commands_on_a_pipeline_run(tmp_path: Path) -> None:
     out = _ok(["stack", str(run)])
     assert "stacking 2 models" in out and (run / "ensemble" / "oof").is_dir()
     _ok(["distill", str(run)])
-    assert json.loads((run / "distill" / "metrics.json").read_text())["soft_final"]["oof_gap"] > 0
+    inline = json.loads((run / "distill" / "metrics.json").read_text())
+    assert inline["soft_final"]["oof_gap"] > 0
+    # The folds of the students, then of the final models, on two worker processes:
+    # the same results as in this process.
+    shutil.rmtree(run / "distill")
+    _ok(["distill", str(run), "--workers", "2"])
+    assert json.loads((run / "distill" / "metrics.json").read_text()) == inline
     bad = runner.invoke(app, ["export", str(run), "--max-size", "1000"])
     assert bad.exit_code == 2 and "over the budget of 1,000 bytes" in bad.output
     assert not (run / "final_model.onnx").exists()

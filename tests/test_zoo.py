@@ -84,3 +84,23 @@ def test_ray_backend_on_two_local_workers_matches_the_local_backend(
     np.testing.assert_array_equal(np.asarray(a.indices), np.asarray(b.indices))
     np.testing.assert_array_equal(np.asarray(a.scores), np.asarray(b.scores))
     assert remote.metrics["logistic"]["oof_gap"] == local.metrics["logistic"]["oof_gap"]
+
+
+def test_local_worker_processes_match_one_process_and_report_failures(
+    small_video_store: tuple[Path, Path], tmp_path: Path
+) -> None:
+    store = str(small_video_store[0])
+    one = run_zoo(_zoo(GOOD), store, tmp_path / "one")
+    messages: list[str] = []
+    two = run_zoo(_zoo({**BAD, **GOOD}), store, tmp_path / "two", retries=1, workers=2,
+                  report=messages.append)
+    assert sorted(two.done) == [("logistic", f) for f in range(5)]
+    assert sorted(two.failed) == [("broken", f) for f in range(5)]
+    assert sum("failed broken fold 0" in m for m in messages) == 2
+    assert "depth" in json.loads((tmp_path / "two" / "failures.json").read_text())[
+        "broken/fold0"]
+    a = Predictions(tmp_path / "one" / "logistic" / "oof")
+    b = Predictions(tmp_path / "two" / "logistic" / "oof")
+    np.testing.assert_array_equal(np.asarray(a.indices), np.asarray(b.indices))
+    np.testing.assert_array_equal(np.asarray(a.scores), np.asarray(b.scores))
+    assert two.metrics["logistic"]["oof_gap"] == one.metrics["logistic"]["oof_gap"]

@@ -49,12 +49,17 @@ def pipeline(
     ] = None,
     test: Annotated[list[str] | None, typer.Option("--test", help="Test TFRecords, store.")] = None,
     out: Annotated[Path | None, typer.Option(help="Run directory (default runs/NAME).")] = None,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="Training processes side by side (default: the config's `workers`).")
+    ] = None,
 ) -> None:
     """ingest → folds → zoo → ... → submission → evaluate; resumes after an interruption."""
     from yt8mkit.pipeline.config import PipelineConfig
 
     try:
         cfg = PipelineConfig.from_yaml(config)
+        if workers is not None:
+            cfg = cfg.model_copy(update={"workers": workers})
     except (Yt8mError, ValidationError, OSError) as err:
         raise fail(err) from None
     _run(cfg, out or Path("runs") / cfg.name, train, test)

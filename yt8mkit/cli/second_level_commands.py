@@ -40,7 +40,10 @@ def stack(run_dir: RunArgument) -> None:
 
 
 @app.command()
-def distill(run_dir: RunArgument) -> None:
+def distill(
+    run_dir: RunArgument,
+    workers: Annotated[int, typer.Option(min=1, help="Training processes side by side.")] = 1,
+) -> None:
     """Students on the ensemble's out-of-fold soft labels, then the final model."""
     from yt8mkit.distill.run import run_distill
     from yt8mkit.pipeline.layout import open_run
@@ -52,7 +55,7 @@ def distill(run_dir: RunArgument) -> None:
         if not oof.is_dir():
             raise Yt8mError(f"{run_dir}: no ensemble predictions ({oof}); run `yt8m stack` first")
         metrics = run_distill(run.store, Predictions(oof), run.distill_dir, run.distill,
-                              run.test_store, _say)
+                              run.test_store, _say, workers=workers)
     except (Yt8mError, ValueError) as err:
         raise fail(err) from None
     console.print_json(json.dumps(metrics))

@@ -104,6 +104,8 @@ def zoo(
         str | None, typer.Option(help="Ray cluster address (default: start Ray locally).")
     ] = None,
     retries: Annotated[int | None, typer.Option(help="Retries of a failed job.")] = None,
+    workers: Annotated[int, typer.Option(
+        min=1, help="Local backend: training processes side by side.")] = 1,
 ) -> None:
     """Train every model of a zoo on every fold; resumes, retries, reports failures."""
     from yt8mkit.zoo.config import ZooConfig
@@ -123,7 +125,7 @@ def zoo(
             cfg.train_configs(), str(train_store.path), run_dir,
             str(test.path) if test else None, backend,  # type: ignore[arg-type]
             cfg.retries if retries is None else retries, address,
-            report=lambda message: console.print(message, markup=False),
+            report=lambda message: console.print(message, markup=False), workers=workers,
         )
     except (Yt8mError, ValueError) as err:
         raise fail(err) from None

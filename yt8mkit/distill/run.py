@@ -26,15 +26,18 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 from torch import nn
 
 from yt8mkit.data.store import Store
 from yt8mkit.distill.config import DistillConfig
 from yt8mkit.distill.final_model import FinalModelParams, StudentSpec, build_final_model
 from yt8mkit.distill.soft_labels import SoftLabels, build_soft_labels
+from yt8mkit.errors import Yt8mError
 from yt8mkit.train.config import TrainConfig
+from yt8mkit.train.pool import Job, run_jobs
 from yt8mkit.train.predictions import Predictions
-from yt8mkit.train.run import run_model
+from yt8mkit.train.run import check_run_config, run_fold, run_model, store_folds
 
 Report = Callable[[str], None]
 
@@ -71,6 +74,42 @@ def final_model_factory(
     return build
 
 
+def _fold_job(config: TrainConfig, store_path: str, fold: int, run_dir: str,
+              soft_labels: str | None, final_of: tuple[list[str], list[dict], bool] | None,
+              ) -> dict:
+    """One fold of a student (``final_of`` None) or of the final model over the students
+    in ``final_of``; in a worker process, so everything arrives as paths."""
+    store = Store(store_path)
+    targets = SoftLabels.load(soft_labels).dense if soft_labels else None
+    factory = None
+    if final_of is not None:
+        dirs, params, raw = final_of
+        factory = final_model_factory(store, [Path(d) for d in dirs], params, raw)
+    return run_fold(config, store, store_folds(store), fold, Path(run_dir),
+                    model_factory=factory, targets=targets)
+
+
+def _train_folds(configs: dict[str, TrainConfig], dirs: dict[str, Path], store: Store,
+                 soft_labels: Path | None, workers: int, say: Report,
+                 final_of: tuple[list[str], list[dict], bool] | None = None) -> None:
+    """Every fold of every model named in ``configs`` not yet done, on ``workers``
+    processes; the caller's run_model then only assembles what they wrote."""
+    if workers <= 1:
+        return  # run_model trains in this process, with its progress
+    folds = sorted(int(f) for f in np.unique(store_folds(store)))
+    jobs = []
+    for name, config in configs.items():
+        check_run_config(dirs[name], config)
+        jobs += [Job((name, fold), _fold_job,
+                     (config, str(store.path), fold, str(dirs[name]),
+                      str(soft_labels) if soft_labels else None, final_of))
+                 for fold in folds if not (dirs[name] / f"fold{fold}" / "done.json").is_file()]
+    result = run_jobs(jobs, workers, retries=1, report=say)
+    if result.failed:
+        first = next(iter(result.failed.values()))
+        raise Yt8mError(f"{len(result.failed)} distillation job(s) failed; the first:\n{first}")
+
+
 def run_distill(
     store: Store,
     ensemble_oof: Predictions,
@@ -79,9 +118,12 @@ def run_distill(
     test_store: Store | None = None,
     report: Report | None = None,
     kinds: Sequence[str] | None = None,
+    workers: int = 1,
 ) -> dict:
     """Students and the final model, on soft labels (and on hard ones when compared);
-    ``kinds`` picks a subset of soft/hard. Every step resumes from what is complete."""
+    ``kinds`` picks a subset of soft/hard. Every step resumes from what is complete.
+    ``workers`` > 1 trains the folds of the students, then of the final model, in that
+    many processes."""
     say = report or (lambda message: None)
     out.mkdir(parents=True, exist_ok=True)
     soft = soft_labels_for(store, ensemble_oof, out, config.blend)
@@ -91,22 +133,27 @@ def run_distill(
         kinds = ["soft", "hard"] if config.compare_hard_labels else ["soft"]
     for kind in kinds:
         targets = soft.dense if kind == "soft" else None
-        student_dirs = []
-        for i, student in enumerate(params):
-            name = f"{kind}_student{i}"
+        soft_path = out / "soft_labels" if kind == "soft" else None
+        names = [f"{kind}_student{i}" for i in range(len(params))]
+        student_dirs = [out / kind / f"student{i}" for i in range(len(params))]
+        configs = {name: _train_config(name, student, config.train)
+                   for name, student in zip(names, params)}
+        _train_folds(configs, dict(zip(names, student_dirs)), store, soft_path, workers, say)
+        for name, student, run_dir in zip(names, params, student_dirs):
             say(f"distill: {name} ({student.get('depth')}x{student.get('width')} "
                 f"{student.get('activation')})")
-            run_dir = out / kind / f"student{i}"
-            metrics[name] = _summary(run_model(
-                _train_config(name, student, config.train), store, run_dir, targets=targets
-            ))
-            student_dirs.append(run_dir)
+            metrics[name] = _summary(run_model(configs[name], store, run_dir,
+                                               targets=targets))
         say(f"distill: {kind}_final over {len(params)} frozen students")
+        # The final model reads the students' inputs; its config names their
+        # architecture, the factory builds the real network from their checkpoints.
+        final_config = _train_config(f"{kind}_final", params[0], config.final_train)
+        final_dir = out / kind / "final"
+        final_of = ([str(d) for d in student_dirs], params, config.use_raw_input)
+        _train_folds({final_config.name: final_config}, {final_config.name: final_dir}, store,
+                     soft_path, workers, say, final_of)
         final = run_model(
-            # The final model reads the students' inputs; its config names their
-            # architecture, the factory builds the real network from their checkpoints.
-            _train_config(f"{kind}_final", params[0], config.final_train),
-            store, out / kind / "final", test_store, targets=targets,
+            final_config, store, final_dir, test_store, targets=targets,
             model_factory=final_model_factory(store, student_dirs, params,
                                               config.use_raw_input),
         )

@@ -46,6 +46,10 @@ class PipelineConfig(BaseModel):
     folds: FoldsConfig = Field(default_factory=FoldsConfig)
     zoo: ZooConfig
     backend: Literal["local", "ray"] = "local"
+    # Training jobs (zoo and distillation folds) run side by side in this many processes
+    # of the local backend. How a run executes, not what it computes: a run directory
+    # resumes under another value.
+    workers: int = Field(1, ge=1)
     # A stage set to null is not run (nor the ones that need it).
     stack: StackConfig | None = Field(default_factory=StackConfig)
     distill: DistillConfig | None = Field(default_factory=DistillConfig)
@@ -62,6 +66,10 @@ class PipelineConfig(BaseModel):
         config = cls.model_validate(data)
         config.zoo.set_base(base)
         return config
+
+    def results_fields(self) -> dict[str, Any]:
+        """Everything that decides the run's results (not how it is executed)."""
+        return self.model_dump(mode="json", exclude={"backend", "workers"})
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from yt8mkit.baselines import frequency_prior, frequency_top_k
 from yt8mkit.data.folds import folds_info, write_folds
@@ -78,10 +79,18 @@ class _Stages:
 def _check_config(run_dir: Path, config: PipelineConfig) -> None:
     path = run_dir / "config.yaml"
     text = config.to_yaml()
-    if path.is_file() and path.read_text() != text:
+    if path.is_file() and _stored_fields(path) != config.results_fields():
         raise Yt8mError(f"{run_dir}: this run directory holds another config; use a new --out")
     run_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+
+
+def _stored_fields(path: Path) -> dict | None:
+    try:
+        stored = PipelineConfig.model_validate(yaml.safe_load(path.read_text()))
+    except ValueError:
+        return None
+    return stored.results_fields()
 
 
 def _data(config: PipelineConfig, run_dir: Path, stages: _Stages, report: Report,
@@ -173,7 +182,7 @@ def run_pipeline(
     say(f"stage zoo: {len(config.zoo.models)} models x {config.folds.num_folds} folds")
     zoo = run_zoo(config.zoo.train_configs(), str(store.path), run_dir / "zoo",
                   str(test_store.path) if test_store else None, config.backend,
-                  config.zoo.retries, report=say)
+                  config.zoo.retries, report=say, workers=config.workers)
     if zoo.failed:
         failures = run_dir / "zoo" / "failures.json"
         raise Yt8mError(f"{len(zoo.failed)} zoo job(s) failed; see {failures}")
@@ -254,7 +263,7 @@ def _distill(config: PipelineConfig, store: Store, test_store: Store | None, run
     assert config.distill is not None
     say(f"stage distill: {len(config.distill.students)} students on soft labels")
     metrics = run_distill(store, Predictions(run_dir / "ensemble" / "oof"), run_dir / "distill",
-                          config.distill, test_store, say)
+                          config.distill, test_store, say, workers=config.workers)
     return stages.finish("distill", metrics)
 
 

@@ -49,7 +49,7 @@ def store_folds(store: Store) -> np.ndarray:
         return write_folds(store)
 
 
-def _check_config(out: Path, config: TrainConfig) -> None:
+def check_run_config(out: Path, config: TrainConfig) -> None:
     path = out / "config.yaml"
     if path.is_file():
         # Compared as validated configs, not as text: a run written before a new setting
@@ -154,7 +154,7 @@ def run_model(
     if test_store is not None and test_store.num_classes > store.num_classes:
         raise Yt8mError(f"test store has {test_store.num_classes} classes, "
                         f"training store {store.num_classes}")
-    _check_config(out, config)
+    check_run_config(out, config)
     folds = store_folds(store)
     all_folds = sorted(int(f) for f in np.unique(folds))
     todo = all_folds if folds_to_run is None else sorted(folds_to_run)

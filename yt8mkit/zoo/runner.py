@@ -5,7 +5,6 @@ retried, reported, and does not stop the others."""
 from __future__ import annotations
 
 import json
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +12,8 @@ from typing import Literal
 
 from yt8mkit.data.store import Store
 from yt8mkit.train.config import TrainConfig
-from yt8mkit.train.run import run_fold, run_model, store_folds
+from yt8mkit.train.pool import Job, run_jobs
+from yt8mkit.train.run import check_run_config, run_fold, run_model, store_folds
 
 Backend = Literal["local", "ray"]
 Report = Callable[[str], None]
@@ -29,10 +29,8 @@ class ZooResult:
 
 def _job(config: TrainConfig, store_path: str, fold: int, model_dir: str) -> dict:
     """One (model, fold): self-contained so that it can run in another process or node."""
-    from yt8mkit.train.run import _check_config
-
     store = Store(store_path)
-    _check_config(Path(model_dir), config)
+    check_run_config(Path(model_dir), config)
     return run_fold(config, store, store_folds(store), fold, Path(model_dir))
 
 
@@ -51,7 +49,9 @@ def run_zoo(
     report: Report | None = None,
     cpus_per_job: float = 1.0,
     gpus_per_job: float = 0.0,
+    workers: int = 1,
 ) -> ZooResult:
+    """``workers`` > 1 runs the local backend's jobs in that many processes."""
     say = report or (lambda message: None)
     store = Store(store_path)
     folds = sorted(int(f) for f in set(store_folds(store).tolist()))
@@ -68,18 +68,13 @@ def run_zoo(
         _run_ray(configs, store_path, out, jobs, retries, address, result, say,
                  cpus_per_job, gpus_per_job)
     else:
-        for name, fold in jobs:
-            for attempt in range(retries + 1):
-                try:
-                    _job(configs[name], store_path, fold, str(out / name))
-                    result.done.append((name, fold))
-                    say(f"done {name} fold {fold}")
-                    break
-                except Exception:  # one failed job must not stop the zoo
-                    error = traceback.format_exc()
-                    say(f"failed {name} fold {fold} (attempt {attempt + 1}/{retries + 1})")
-                    if attempt == retries:
-                        result.failed[(name, fold)] = error
+        for name in dict.fromkeys(name for name, _ in jobs):
+            check_run_config(out / name, configs[name])  # once, before workers race on it
+        pool = run_jobs([Job((name, fold), _job, (configs[name], store_path, fold,
+                                                  str(out / name)))
+                         for name, fold in jobs], workers, retries, say)
+        result.done.extend(pool.done)  # type: ignore[arg-type]
+        result.failed.update(pool.failed)  # type: ignore[arg-type]
     _write_failures(out, result)
     test_store = Store(test_store_path) if test_store_path else None
     for name, config in configs.items():
