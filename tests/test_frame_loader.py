@@ -126,6 +126,24 @@ def test_workers_give_identical_batches(store: Store) -> None:
     rows = epoch_order(np.arange(store.num_videos), 1, 2)
     kwargs = {"bucket_by_length": True, "seed": 1, "epoch": 2, "max_frames": 50}
     _assert_same(_all(store, rows, 9, workers=2, **kwargs), _all(store, rows, 9, **kwargs))
+    kwargs["stride"] = 4
+    _assert_same(_all(store, rows, 9, workers=2, **kwargs), _all(store, rows, 9, **kwargs))
+
+
+def test_stride_keeps_every_kth_of_the_first_max_frames(store: Store) -> None:
+    rows = np.arange(store.num_videos)
+    counts = store.frame_counts()
+    for batch in _all(store, rows, 16, max_frames=40, stride=3):
+        kept = -(-np.minimum(counts[batch.rows], 40) // 3)
+        assert batch.inputs[FRAME_MASK].sum(1).tolist() == kept.tolist()
+        for i, row in enumerate(batch.rows):
+            start = store.frame_offsets[row]
+            span = min(int(counts[row]), 40)
+            expected = dequantize(np.asarray(store.frame_features("rgb")[start:start + span]))
+            np.testing.assert_array_equal(batch.inputs["rgb"][i, : kept[i]].numpy(),
+                                          expected[::3])
+    with pytest.raises(ValueError, match="stride"):
+        _all(store, rows, 4, stride=0)
 
 
 def test_bad_arguments(store: Store, tmp_path: Path) -> None:

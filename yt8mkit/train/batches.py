@@ -43,6 +43,7 @@ def batch_stream(
             modalities=modalities, max_frames=config.frames.max_frames,
             bucket_by_length=config.frames.bucket_by_length and training,
             seed=config.seed, epoch=epoch, workers=config.frames.workers,
+            stride=config.frames.stride,
         )
     else:
         stream = video_batches(

@@ -31,6 +31,9 @@ class FrameDataConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     max_frames: int = Field(300, ge=1)
+    # Every stride-th frame only: sequence models (LSTM, transformers) cost about
+    # stride times less, and a scene spans many frames.
+    stride: int = Field(1, ge=1)
     # Batching videos of similar length wastes less compute on padding.
     bucket_by_length: bool = True
     workers: int = Field(0, ge=0)
