@@ -43,6 +43,10 @@ def test_synth_train_table_evaluate(tmp_path: Path) -> None:
     out = _ok(["synth", "--out", str(tmp_path / "data"), "--videos", "300", "--classes", "15",
                "--test-videos", "60", "--label-test"])
     assert "300 videos" in out
+    _ok(["synth", "--out", str(tmp_path / "intros"), "--videos", "20", "--frames",
+         "--bumpers", "0.5"])
+    assert json.loads((tmp_path / "intros" / "synth.json").read_text())["config"][
+        "bumper_share"] == 0.5
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY_MODEL))
     run = tmp_path / "run"

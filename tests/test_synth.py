@@ -373,3 +373,32 @@ def test_local_labels_show_in_frames_but_fade_in_the_mean(
     assert len(gain["local"]) >= 4 and len(gain["global"]) >= 4
     assert np.median(gain["local"]) > 0.08
     assert np.median(gain["global"]) < 0.02
+
+
+def test_intros_and_outros_are_recurring_looks_that_show_no_label(tmp_path: Path) -> None:
+    from yt8mkit.data import synth
+
+    config = SynthConfig(videos=40, classes=12, seed=2, frames=True, rgb_dim=32, audio_dim=8,
+                         bumper_share=1.0, bumper_looks=2)
+    generate(config, tmp_path / "b")
+    rgb = [lists["rgb"].astype(np.int16) for _, lists in _frame_records(tmp_path / "b")]
+    # Frames of one channel's intro differ from its look by the jitter only (a few
+    # codes on average); two looks differ by about a scene's spread (tens of codes).
+    def groups(frames: list[np.ndarray]) -> int:
+        found: list[np.ndarray] = []
+        for f in frames:
+            if not any(np.abs(f - g).mean() <= 10 for g in found):
+                found.append(f)
+        return len(found)
+
+    assert groups([f[0] for f in rgb]) == 2 and groups([f[-1] for f in rgb]) == 2
+    plain = config.model_copy(update={"bumper_share": 0.0})
+    generate(plain, tmp_path / "p")
+    firsts = [lists["rgb"][0].astype(np.int16) for _, lists in _frame_records(tmp_path / "p")]
+    assert groups(firsts) == len(firsts)
+    # No label shows in an intro or an outro: visibility stays within content scenes.
+    world = synth._calibrate(synth._make_world(config), config)
+    block = synth._draw_block(synth._rng(0, 9), world, config, 200, synth._rng(0, 10))
+    assert (block.bumper >= 0).mean() > 0.9
+    assert not (block.visible & ~block.content[block.pair_video]).any()
+    assert block.visible.any(axis=1).all()

@@ -142,6 +142,9 @@ def synth(
     ] = False,
     precision: Annotated[float, typer.Option(help="Observed labels' precision vs gold.")] = 0.79,
     recall: Annotated[float, typer.Option(help="Observed labels' recall vs gold.")] = 0.6,
+    bumpers: Annotated[float, typer.Option(
+        help="Share of videos opening with a channel intro and closing with an outro.")
+    ] = 0.0,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
 ) -> None:
     """Synthetic YouTube-8M shards in the real schema, with the gold labels beside them."""
@@ -153,6 +156,7 @@ def synth(
         config = SynthConfig(
             videos=videos, classes=classes, seed=seed, frames=frames, test_videos=test_videos,
             label_test=label_test, label_precision=precision, label_recall=recall,
+            bumper_share=bumpers,
         )
         with progress_bar() as bar:
             task = bar.add_task("synth", total=videos + test_videos, status="")

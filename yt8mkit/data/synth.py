@@ -17,6 +17,11 @@ show on a laptop-sized dataset:
   scene cuts. Each class has a signature direction in rgb and/or audio space. Some
   classes are visible in every scene; *local* ones only in a few, stronger there, so
   that averaging frames dilutes them while a frame-level model can find them.
+- **Intros and outros** (``bumper_share``, off by default). Many real videos open with
+  a channel's intro and close with its end screen: the first and the last scene of such
+  a video show one of a few recurring looks and none of the video's labels. The mean
+  over frames mixes them in; a model that weighs frames by their place can leave them
+  out.
 - **Quantization.** Scene features are quantized with ``quantize`` and the jitter is
   added in code space. The jitter of a scene sums to zero exactly (frame ``t`` adds
   ``e_t`` and subtracts ``e_{t+s}``, a cyclic shift within the scene), so the mean of
@@ -134,6 +139,12 @@ class SynthConfig(BaseModel):
     # Scenes.
     mean_scene_frames: float = Field(25.0, gt=0.0)
     min_scene_frames: int = Field(3, ge=2, description="≥ 2 so that every frame gets jitter")
+    bumper_share: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="videos (of 3 scenes or more) whose first and last scene are a "
+        "channel's intro and outro, showing no label",
+    )
+    bumper_looks: int = Field(16, ge=1, description="channels: distinct intro/outro looks")
     # Features.
     signal: float = Field(3.0, ge=0.0, description="amplitude of a global class signature")
     local_fraction: float = Field(
@@ -217,6 +228,8 @@ class _Modality:
     signature: np.ndarray  # (C, d) unit rows, float32
     amplitude: np.ndarray  # (C,) 0 where the class is invisible in this modality
     vertical_look: np.ndarray  # (V, d) with the vertical amplitude folded in
+    # (2L, d): channel l's intro is row l, its outro row L + l (None: no bumpers)
+    bumper_look: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -318,6 +331,17 @@ def _make_world(c: SynthConfig) -> _World:
     )
     keep_bias = c.recall_spread * rng.standard_normal(n)
     lut, margin = _jitter_lut(c.frame_jitter)
+    rgb = _modality("rgb", rng, c.rgb_dim, rgb_amp, c, v)
+    audio = _modality("audio", rng, c.audio_dim, audio_amp, c, v)
+    if c.bumper_share > 0:
+        # Their own stream: switching bumpers on changes nothing else of the world.
+        looks = _rng(c.seed, _STREAM_WORLD, 1)
+        # A look is as far from the mean as a scene's own content is.
+        rgb, audio = (
+            dataclasses.replace(mod, bumper_look=(c.scene_noise * looks.standard_normal(
+                (2 * c.bumper_looks, dim))).astype(np.float32))
+            for mod, dim in ((rgb, c.rgb_dim), (audio, c.audio_dim))
+        )
     return _World(
         log_weight=log_weight,
         vertical=vertical,
@@ -327,8 +351,8 @@ def _make_world(c: SynthConfig) -> _World:
         visibility=visibility,
         modality=modality,
         keep_bias=keep_bias,
-        rgb=_modality("rgb", rng, c.rgb_dim, rgb_amp, c, v),
-        audio=_modality("audio", rng, c.audio_dim, audio_amp, c, v),
+        rgb=rgb,
+        audio=audio,
         jitter_lut=lut,
         jitter_margin=margin,
     )
@@ -354,6 +378,8 @@ class _Block:
     keep_score: np.ndarray  # (P,) keep logit without the calibrated constant
     n_frames: np.ndarray  # (n,)
     scene_len: np.ndarray  # (n, K), 0 past the last scene
+    content: np.ndarray  # (n, K) bool, scenes that may show labels (not intro/outro)
+    bumper: np.ndarray  # (n,) channel of the video's intro and outro, -1 for none
 
     @property
     def size(self) -> int:
@@ -403,19 +429,38 @@ def _draw_scenes(rng: np.random.Generator, n: int, c: SynthConfig) -> tuple[np.n
 
 
 def _visibility(
-    rng: np.random.Generator, world: _World, pair_class: np.ndarray, scenes: np.ndarray
+    rng: np.random.Generator, world: _World, pair_class: np.ndarray, content: np.ndarray
 ) -> np.ndarray:
-    """(P, K) scenes that show each label: every scene for global classes, a few for
-    local ones, and at least one (what is in a video shows somewhere)."""
-    has_scene = scenes > 0
-    visible = (rng.random(scenes.shape) < world.visibility[pair_class, None]) & has_scene
+    """(P, K) scenes that show each label: every content scene for global classes, a few
+    for local ones, and at least one (what is in a video shows somewhere). Content
+    scenes are consecutive: all of a video's scenes but its intro and outro."""
+    visible = (rng.random(content.shape) < world.visibility[pair_class, None]) & content
     unseen = np.flatnonzero(~visible.any(axis=1))
-    pick = (rng.random(len(unseen)) * has_scene[unseen].sum(axis=1)).astype(np.int64)
+    first = content[unseen].argmax(axis=1)
+    pick = first + (rng.random(len(unseen)) * content[unseen].sum(axis=1)).astype(np.int64)
     visible[unseen, pick] = True
     return visible
 
 
-def _draw_block(rng: np.random.Generator, world: _World, c: SynthConfig, n: int) -> _Block:
+def _bumpers(rng: np.random.Generator | None, c: SynthConfig, scene_len: np.ndarray,
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Channel of each video's intro and outro (-1: none), and its content scenes."""
+    n = len(scene_len)
+    content = scene_len > 0
+    bumper = np.full(n, -1, np.int64)
+    if rng is None:
+        return bumper, content
+    scenes = content.sum(axis=1)
+    has = (rng.random(n) < c.bumper_share) & (scenes >= 3)
+    bumper[has] = rng.integers(0, c.bumper_looks, int(has.sum()))
+    rows = np.flatnonzero(has)
+    content[rows, 0] = False
+    content[rows, scenes[rows] - 1] = False
+    return bumper, content
+
+
+def _draw_block(rng: np.random.Generator, world: _World, c: SynthConfig, n: int,
+                bumper_rng: np.random.Generator | None = None) -> _Block:
     classes = c.classes
     main = rng.choice(len(world.vertical_prob), size=n, p=world.vertical_prob)
     extra = rng.poisson(max(c.gold_labels_per_video - 1.0, 0.0), size=n)
@@ -426,7 +471,8 @@ def _draw_block(rng: np.random.Generator, world: _World, c: SynthConfig, n: int)
     pair_video = np.repeat(np.arange(n), counts)
 
     n_frames, scene_len = _draw_scenes(rng, n, c)
-    visible = _visibility(rng, world, pair_class, scene_len[pair_video])
+    bumper, content = _bumpers(bumper_rng, c, scene_len)
+    visible = _visibility(rng, world, pair_class, content[pair_video])
     strength = np.exp(0.35 * rng.standard_normal(len(pair_class)))
     shown = (visible * scene_len[pair_video]).sum(axis=1) / n_frames[pair_video]
     prominence = np.log(strength) + np.log(shown / world.visibility[pair_class])
@@ -441,6 +487,8 @@ def _draw_block(rng: np.random.Generator, world: _World, c: SynthConfig, n: int)
         keep_score=keep_score,
         n_frames=n_frames,
         scene_len=scene_len,
+        content=content,
+        bumper=bumper,
     )
 
 
@@ -453,7 +501,8 @@ def _calibrate(world: _World, c: SynthConfig) -> _World:
     in expectation over a calibration sample, counting the rule that a video with no
     observed label gets its most prominent gold one (real videos have at least one)."""
     rng = _rng(c.seed, _STREAM_CALIBRATION)
-    block = _draw_block(rng, world, c, _CALIBRATION_VIDEOS)
+    bumper_rng = _rng(c.seed, _STREAM_CALIBRATION, 2) if c.bumper_share > 0 else None
+    block = _draw_block(rng, world, c, _CALIBRATION_VIDEOS, bumper_rng)
     gold = len(block.pair_class)
     n = block.size
     fp_rate = 0.0
@@ -541,7 +590,7 @@ def _observe(rng: np.random.Generator, world: _World, c: SynthConfig, b: _Block)
     indptr = np.zeros(n + 1, np.int64)
     np.cumsum(tp_counts + fp_counts, out=indptr[1:])
     # Annotators err on what looks like a class: a false positive leaves a faint trace.
-    fp_visible = _visibility(rng, world, fp, b.scene_len[fp_video])
+    fp_visible = _visibility(rng, world, fp, b.content[fp_video])
     fp_gain = c.false_positive_trace * np.exp(0.35 * rng.standard_normal(len(fp)))
     signals = _Signals(
         video=np.concatenate([b.pair_video, fp_video]),
@@ -588,6 +637,13 @@ def _scene_codes(
     directions = np.zeros((n, width, dim), np.float32)
     directions[signals.video, slot] = mod.signature[signals.cls]
     x += weights @ directions
+    if mod.bumper_look is not None:
+        # Intro and outro: the channel's look, nothing of the video's own.
+        rows = np.flatnonzero(b.bumper >= 0)
+        last = (b.scene_len[rows] > 0).sum(axis=1) - 1
+        looks = mod.offset + mod.bumper_look
+        x[rows, 0] = looks[b.bumper[rows]]
+        x[rows, last] = looks[c.bumper_looks + b.bumper[rows]]
     codes = quantize(x)
     # Room for the jitter, so that frames never clip and their mean stays exact.
     return np.clip(codes, world.jitter_margin, 255 - world.jitter_margin)
@@ -727,7 +783,8 @@ def _records(
     c: SynthConfig, world: _World, plan: _SplitPlan, block_index: int, first: int, n: int
 ) -> tuple[list[bytes], list[str], _Labels, _Block]:
     rng = _rng(c.seed, plan.stream, block_index, 0)
-    block = _draw_block(rng, world, c, n)
+    bumper_rng = _rng(c.seed, plan.stream, block_index, 2) if c.bumper_share > 0 else None
+    block = _draw_block(rng, world, c, n, bumper_rng)
     labels = _observe(rng, world, c, block)
     rgb = _scene_codes(rng, world, world.rgb, c, block, labels.signals)
     audio = _scene_codes(rng, world, world.audio, c, block, labels.signals)
