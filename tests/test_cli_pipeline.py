@@ -185,3 +185,18 @@ def test_second_level_commands_on_a_pipeline_run(tmp_path: Path) -> None:
     assert again.read_text() == csv.read_text()
     bad = runner.invoke(app, ["stack", str(tmp_path / "nothing")])
     assert bad.exit_code == 2 and "no such run directory" in bad.output
+
+
+def test_export_must_name_a_final_model_that_distillation_trains(tmp_path: Path) -> None:
+    data = demo_config().model_dump(mode="json")
+    data["distill"]["labels"] = "soft"
+    data["export"]["labels"] = "hard"
+    try:
+        PipelineConfig.from_dict(data, base=tmp_path)
+    except ValueError as err:
+        assert "trains no such final model" in str(err)
+    else:
+        raise AssertionError("exporting a final model that is never trained must be refused")
+    data["distill"]["labels"] = "hard"
+    config = PipelineConfig.from_dict(data, base=tmp_path)
+    assert config.distill is not None and config.distill.kinds() == ["hard"]

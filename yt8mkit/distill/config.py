@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,9 +25,13 @@ class DistillConfig(BaseModel):
     train: dict[str, Any] = Field(default_factory=dict)
     final_train: dict[str, Any] = Field(default_factory=dict)
     use_raw_input: bool = False
-    # Train the same students and final model on the hard labels too: the paper's claim
-    # that soft labels help is then measured, not assumed.
-    compare_hard_labels: bool = True
+    # What the students and the final model train on: the ensemble's soft labels (the
+    # paper's), the hard labels, or both side by side, so that the paper's claim that soft
+    # labels help is measured, not assumed.
+    labels: Literal["soft", "hard", "both"] = "both"
+
+    def kinds(self) -> list[str]:
+        return ["soft", "hard"] if self.labels == "both" else [self.labels]
 
     def student_params(self) -> list[dict[str, Any]]:
         return [{**s, **self.student_overrides} for s in self.students]

@@ -120,8 +120,8 @@ def run_distill(
     kinds: Sequence[str] | None = None,
     workers: int = 1,
 ) -> dict:
-    """Students and the final model, on soft labels (and on hard ones when compared);
-    ``kinds`` picks a subset of soft/hard. Every step resumes from what is complete.
+    """Students and the final model, on the labels the config names; ``kinds`` (a
+    subset of soft/hard) overrides it. Every step resumes from what is complete.
     ``workers`` > 1 trains the folds of the students, then of the final model, in that
     many processes."""
     say = report or (lambda message: None)
@@ -130,7 +130,7 @@ def run_distill(
     params = config.student_params()
     metrics: dict = {}
     if kinds is None:
-        kinds = ["soft", "hard"] if config.compare_hard_labels else ["soft"]
+        kinds = config.kinds()
     for kind in kinds:
         targets = soft.dense if kind == "soft" else None
         soft_path = out / "soft_labels" if kind == "soft" else None

@@ -34,7 +34,7 @@ class ExportConfig(BaseModel):
     # is what the run's test predictions measured.
     fold: int | Literal["all"] = 0
     # Which final model: trained on the ensemble's soft labels (the paper's) or on the
-    # hard labels (trained beside it when distill.compare_hard_labels is on).
+    # hard labels (when distill.labels is "hard" or "both").
     labels: Literal["soft", "hard"] = "soft"
     max_size_bytes: int = Field(DEFAULT_MAX_SIZE, ge=1)
     int8: bool = False

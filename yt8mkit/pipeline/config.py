@@ -55,6 +55,16 @@ class PipelineConfig(BaseModel):
     distill: DistillConfig | None = Field(default_factory=DistillConfig)
     export: ExportConfig | None = Field(default_factory=ExportConfig)
 
+    @model_validator(mode="after")
+    def _export_what_is_trained(self) -> PipelineConfig:
+        if (self.distill is not None and self.export is not None
+                and self.export.labels not in self.distill.kinds()):
+            raise ValueError(
+                f"export.labels is {self.export.labels!r}, but distill.labels "
+                f"{self.distill.labels!r} trains no such final model"
+            )
+        return self
+
     @classmethod
     def from_yaml(cls, path: str | Path) -> PipelineConfig:
         path = Path(path)

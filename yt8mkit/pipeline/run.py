@@ -261,7 +261,8 @@ def _distill(config: PipelineConfig, store: Store, test_store: Store | None, run
     from yt8mkit.train.predictions import Predictions
 
     assert config.distill is not None
-    say(f"stage distill: {len(config.distill.students)} students on soft labels")
+    say(f"stage distill: {len(config.distill.students)} students on "
+        f"{' and '.join(config.distill.kinds())} labels")
     metrics = run_distill(store, Predictions(run_dir / "ensemble" / "oof"), run_dir / "distill",
                           config.distill, test_store, say, workers=config.workers)
     return stages.finish("distill", metrics)
