@@ -188,7 +188,10 @@ def test_stack_resumes_and_is_deterministic(
     assert (tmp_path / "a" / "fold0" / "done.json").read_text() == done
     assert (tmp_path / "a" / "fold0" / "model.txt").read_bytes() == model
     other = run_stack(dirs, store, tmp_path / "b", config)
-    for result in (again, other):
+    # The same members listed in another order: the same ensemble.
+    reordered = run_stack(dict(reversed(list(dirs.items()))), store, tmp_path / "c", config)
+    assert len(dirs) > 1
+    for result in (again, other, reordered):
         np.testing.assert_array_equal(result.oof.indices, first.oof.indices)
         np.testing.assert_array_equal(result.oof.scores, first.oof.scores)
     with pytest.raises(Yt8mError, match="other inputs or settings"):

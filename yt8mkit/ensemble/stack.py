@@ -294,6 +294,11 @@ def run_stack(
     config = config or StackConfig()
     if not prediction_dirs:
         raise Yt8mError("run_stack needs at least one first-level prediction set")
+    # Models in name order: LightGBM's trees depend on the column order, and the same
+    # members must give the same ensemble however they were listed.
+    prediction_dirs = dict(sorted(prediction_dirs.items()))
+    if test_prediction_dirs is not None:
+        test_prediction_dirs = dict(sorted(test_prediction_dirs.items()))
     out = Path(out_dir)
     names = tuple(prediction_dirs)
     sets = _open_inputs(prediction_dirs, store.num_videos, store.num_classes, "out-of-fold")
