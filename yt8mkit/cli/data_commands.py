@@ -203,3 +203,39 @@ def centroids(
     except (Yt8mError, ValueError) as err:
         raise fail(err) from None
     console.print(f"{k} centroids: {path}", markup=False)
+
+
+@app.command()
+def represent(
+    store: Annotated[Path, typer.Argument(help="Frame-level store.")],
+    features: Annotated[str, typer.Option(
+        help="Representation: a name (statistics) or YAML, e.g. "
+             "'{name: dynamics, params: {method: pcp}}'.")],
+    out: Annotated[Path, typer.Option(help="Video-level store to write.")],
+    batch_size: Annotated[int, typer.Option(min=1, help="Videos a batch.")] = 64,
+    max_frames: Annotated[int, typer.Option(min=1, help="First frames of a video used.")] = 300,
+    stride: Annotated[int, typer.Option(min=1, help="Every stride-th of those.")] = 1,
+) -> None:
+    """A fixed frame representation computed once per video, as a video-level store
+    (same ids, labels and folds) that video-level models train on."""
+    import yaml
+    from pydantic import ValidationError
+
+    from yt8mkit.data.store import Store
+    from yt8mkit.features.derive import derive_store
+    from yt8mkit.features.registry import RepresentationConfig
+
+    try:
+        spec = yaml.safe_load(features)
+        config = RepresentationConfig.model_validate(
+            {"name": spec} if isinstance(spec, str) else spec)
+        source = Store(store)
+        with progress_bar() as bar:
+            task = bar.add_task(config.name, total=source.num_videos, status="")
+            derived = derive_store(source, config, out, batch_size=batch_size,
+                                   max_frames=max_frames, stride=stride,
+                                   progress=lambda n: bar.advance(task, n))
+    except (Yt8mError, ValidationError, ValueError, yaml.YAMLError) as err:
+        raise fail(err) from None
+    console.print(f"wrote {out}: {derived.num_videos:,} videos, features {derived.dims}",
+                  markup=False)

@@ -41,6 +41,11 @@ class Representation(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
+    def is_fixed(self) -> bool:
+        """The same output for a video at every step: no trainable weight, no random
+        draw. Such a representation can be computed once (``features.derive``)."""
+        return not any(p.requires_grad for p in self.parameters())
+
 
 class RepresentationParams(BaseModel):
     """Base of every representation's parameters: frozen, unknown keys are errors."""

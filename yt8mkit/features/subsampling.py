@@ -136,6 +136,9 @@ class FrameSubsampling(Representation):
         self.output_dims = {m: width * d for m, d in self.feature_dims.items()}
         self.generator = torch.Generator().manual_seed(params.seed)
 
+    def is_fixed(self) -> bool:
+        return super().is_fixed() and self.params.method != "random"
+
     def select(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Indices (B, k) and validity of the frames this representation keeps."""
         p = self.params
