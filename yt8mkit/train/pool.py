@@ -2,9 +2,9 @@
 
 Small networks keep two threads of one process busier synchronising than computing;
 two single-threaded processes side by side do not have that cost. Measured on dev/
-with 2 cores: a logistic fold took 67 s in each of two processes against 60 s alone
-with two threads (1.8x the throughput), while a mixture-of-experts fold, whose large
-matrix products two threads share well, took 12 minutes against 6.3 (no gain).
+with 2 cores, in the pipeline run of bench/results/pipeline.json: a logistic fold took
+about 80 s in each of two processes (60 s alone with two threads), a 6-epoch
+mixture-of-experts fold about 280 s (about 226 s alone): 1.5-1.6x the throughput.
 ``workers=1`` runs the jobs in this process, in order. Each worker gets
 ``cores // workers`` threads (at least one); a job's result does not depend on the pool
 when its config fixes ``threads`` (tests), else only up to floating-point summation
