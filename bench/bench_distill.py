@@ -5,12 +5,14 @@ without rerunning the first level and the ensemble.
 
     .venv/bin/python bench/bench_distill.py [--run runs/real_pipeline]
         [--config configs/real/pipeline.yaml] [--out runs/bench_distill] [--kinds hard]
+        [--workers 2] [--results distill]
 
 Reads the run's store, held-out store (``test_store``, the labelled smoke/ videos) and
 ensemble out-of-fold scores (the soft labels); trains the ``distill`` section of the
 config into ``--out`` (resumable: finished students and folds are skipped), exports the
 ``export`` section's final model (``fold: all`` is the mean of the 5 fold models in one
-file), predicts the held-out videos with ONNX Runtime and writes
+file; with --kinds naming only the other labels, that kind's final model), predicts the
+held-out videos with ONNX Runtime and writes
 bench/results/distill.{json,md}.
 """
 
@@ -42,6 +44,10 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench_distill"))
     parser.add_argument("--kinds", default="",
                         help="soft,hard (default: the config's) or one of them")
+    parser.add_argument("--results", default="distill",
+                        help="bench/results/NAME.{json,md} to write")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="folds trained side by side in this many processes")
     args = parser.parse_args()
 
     run, out = Path(args.run), Path(args.out)
@@ -53,8 +59,10 @@ def main() -> None:
     began = time.perf_counter()
     kinds = args.kinds.split(",") if args.kinds else None
     metrics = run_distill(store, ensemble, out, config.distill, held_out,
-                          lambda message: print(message, flush=True), kinds)
+                          lambda message: print(message, flush=True), kinds, args.workers)
     distill_seconds = time.perf_counter() - began
+    if kinds and config.export.labels not in kinds:
+        config.export = config.export.model_copy(update={"labels": kinds[0]})
 
     onnx = out / "final_model.onnx"
     export = export_final_model(store, out, config.distill, onnx, config.export)
@@ -83,7 +91,7 @@ def main() -> None:
     table.append([f"exported final model ({config.export.labels} labels, fold "
                   f"{config.export.fold}, ONNX, {export['size_bytes'] / 1e6:.1f} MB)", "",
                   f"{onnx_gap:.4f}"])
-    write_results("distill", report, ["model", "OOF GAP@20", "held-out GAP@20"], table)
+    write_results(args.results, report, ["model", "OOF GAP@20", "held-out GAP@20"], table)
 
 if __name__ == "__main__":
     main()
