@@ -3,14 +3,14 @@ out-of-fold GAP@20 on synthetic frame-level data in which 40% of the classes sho
 few scenes only, so that averaging the frames dilutes them (issue 5's benchmark).
 
     .venv/bin/python bench/bench_frame_oof.py [--videos 3000] [--models a,b] [--workers 2]
-        [--bumpers 0.5] [--backend ray] [--report-only]
+        [--bumpers 0.5] [--backend ray] [--report-only] [--results frame_oof]
 
 Generates the data, ingests it, fits the k-means centroids, trains the zoo of
 configs/synthetic/frame_zoo.yaml (resumable: a rerun skips finished folds), computes
 the fixed representations of its ``derived`` section once each into a video-level store
 (``yt8m represent``) and trains its video-level model there, and writes
-bench/results/frame_oof.{json,md}: model, frame-level or not, out-of-fold GAP@20, its
-difference to video-level resnet_like, training seconds.
+bench/results/frame_oof.{json,md} (or ``--results NAME``): model, frame-level or not,
+out-of-fold GAP@20, its difference to video-level resnet_like, training seconds.
 """
 
 from __future__ import annotations
@@ -72,6 +72,8 @@ def main() -> None:
                         help="local backend: (model, fold) jobs in this many processes")
     parser.add_argument("--bumpers", type=float, default=0.0,
                         help="share of videos with a channel intro and outro (new --out)")
+    parser.add_argument("--results", default="frame_oof",
+                        help="bench/results/NAME.{json,md} to write")
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: tabulate the models whose 5 folds are done")
     args = parser.parse_args()
@@ -159,7 +161,7 @@ def main() -> None:
              [row["model"], "yes" if row["frame_level"] else "no", f"{row['oof_gap']:.4f}",
               f"{row['vs_video_level_resnet_like']:+.4f}", f"{row['train_seconds']:.0f}"]
              for row in rows]
-    write_results("frame_oof", report, ["model", "frame-level", "OOF GAP@20",
+    write_results(args.results, report, ["model", "frame-level", "OOF GAP@20",
                                         "vs video-level resnet_like", "train s"], table)
 
 def _derived_config(name: str, entry: dict, defaults: dict) -> TrainConfig:
