@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import faiss
 import numpy as np
 
 from yt8mkit.features.centroids import kmeans
+from yt8mkit.features.faiss_blas import faiss
 
 RESULTS = Path(__file__).resolve().parent / "results" / "kmeans.json"
 

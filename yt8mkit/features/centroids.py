@@ -20,13 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-import faiss
 import numpy as np
 import torch
 from pydantic import Field, field_validator
 
 from yt8mkit.data.quantize import BIAS, SCALAR
 from yt8mkit.data.store import Store
+from yt8mkit.features.faiss_blas import faiss
 from yt8mkit.features.masking import frame_tensors
 from yt8mkit.features.registry import (
     Representation,
