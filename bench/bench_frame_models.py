@@ -8,6 +8,7 @@ untimed steps, ``--steps`` steps are timed; the table gives videos per second an
 
     .venv/bin/python bench/bench_frame_models.py               # every frame-level model
     .venv/bin/python bench/bench_frame_models.py --models td_conv vlad_bow --steps 5
+    .venv/bin/python bench/bench_frame_models.py --keep-denormal --out /tmp/denormal.json
 """
 
 from __future__ import annotations
@@ -109,9 +110,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--keep-denormal",
+        action="store_true",
+        help="compute with denormal floats (the trainer flushes them, flush_denormal)",
+    )
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(not args.keep_denormal)
     names = args.models or list_models("frame")
     inputs, targets = make_batch(args.batch, args.frames, seed=0)
     results: dict[str, Any] = {}
@@ -146,6 +153,7 @@ def main() -> None:
             "machine": platform.machine(),
             "processor": platform.processor(),
             "step": "forward + BCE + backward + Adam, all frames real",
+            "flush_denormal": not args.keep_denormal,
             # Other processes on the machine slow every number down; this says how busy it was.
             "load_average_1_5_15_min": list(os.getloadavg()),
         },

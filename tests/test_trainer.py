@@ -167,6 +167,26 @@ def test_soft_targets_replace_the_labels(
     assert seen and set(np.concatenate(seen)) <= set(train_rows.tolist())
 
 
+def _denormal_survives() -> bool:
+    """Whether arithmetic on a denormal float keeps it (flush-to-zero off)."""
+    return float(torch.tensor([1e-40]) * 1.0) != 0.0
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_training_sets_denormal_flushing_as_configured(
+    small_video_store: tuple[Path, Path], tmp_path: Path, flush: bool
+) -> None:
+    store = Store(small_video_store[0])
+    train_rows, valid_rows = _fold_rows(store)
+    torch.set_flush_denormal(not flush)
+    try:
+        train_fold(_config(epochs=1, flush_denormal=flush), store, train_rows, valid_rows,
+                   tmp_path)
+        assert _denormal_survives() is not flush
+    finally:
+        torch.set_flush_denormal(False)
+
+
 def test_another_config_in_the_same_run_directory_is_refused(
     small_video_store: tuple[Path, Path], tmp_path: Path
 ) -> None:

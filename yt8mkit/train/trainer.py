@@ -191,6 +191,7 @@ def train_fold(
     device = resolve_device(config)
     if config.threads:
         torch.set_num_threads(config.threads)
+    torch.set_flush_denormal(config.flush_denormal)
     torch.manual_seed(config.seed)
     model = build_model(config, store, model_factory).to(device)
     if config.init_bias_from_frequencies:
