@@ -2,12 +2,13 @@
 
 The faiss-cpu wheel bundles OpenBLAS 0.3.15, which does not know CPUs newer than it
 (Sapphire Rapids, for one) and falls back to its generic "Prescott" kernels: measured
-here, k-means assignment ran at 42 GFLOP/s instead of 223 with the AVX-512 kernels
-(bench/bench_kmeans.py). OpenBLAS reads ``OPENBLAS_CORETYPE`` once, when the library
-loads, so it is set before the first ``import faiss``, from the instruction set PyTorch
-detected, and only when the user has not set it; it is removed again after the import,
-so child processes and other libraries see the environment as it was. numpy's and
-PyTorch's BLAS are loaded earlier and are not affected.
+here, k-means ran at 43 GFLOP/s instead of 211 with the AVX-512 kernels
+(bench/bench_kmeans.py, with ``OPENBLAS_CORETYPE=Prescott`` and without). OpenBLAS
+reads ``OPENBLAS_CORETYPE`` once, when the library loads, so it is set before the first
+``import faiss``, from the instruction set PyTorch detected, and only when the user has
+not set it; it is removed again after the import, so child processes and other
+libraries see the environment as it was. numpy's and PyTorch's BLAS are loaded earlier
+and are not affected.
 """
 
 from __future__ import annotations

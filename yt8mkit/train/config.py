@@ -67,8 +67,9 @@ class TrainConfig(BaseModel):
     amp: bool = True
     threads: int | None = None
     # Flush denormal floats to zero on CPU (as TensorFlow does). Gradients that fade
-    # through many recurrent steps become denormals, which x86 computes ~100x slower:
-    # an LSTM's backward pass took 313 s with them and 67 s without (bench_frame_models).
+    # through many recurrent steps become denormals, which x86 computes far slower: a
+    # training step of the 2 x 1024 LSTM took 272.0 s with them and 10.7 s without
+    # (bench/bench_frame_models.py with and without --keep-denormal).
     flush_denormal: bool = True
 
     @classmethod
