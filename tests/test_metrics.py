@@ -99,8 +99,16 @@ CASES = [(40, 25, 5), (60, 50, 20), (30, 7, 20), (50, 120, 20), (1, 3, 1), (80, 
 # ---------------------------------------------------------------- top_k
 
 
+BACKENDS = ["native", "numpy"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
-def test_top_k_matches_stable_argsort(dtype: type) -> None:
+def test_top_k_matches_stable_argsort(dtype: type, backend: str) -> None:
+    if backend == "native" and dtype == np.float64:
+        with pytest.raises(ValueError, match="float32 or float16"):
+            top_k(np.zeros((2, 3)), 1, backend)
+        return
     rng = np.random.default_rng(0)
     for trial in range(60):
         n, c = int(rng.integers(1, 40)), int(rng.integers(1, 700))
@@ -112,7 +120,7 @@ def test_top_k_matches_stable_argsort(dtype: type) -> None:
             scores[: n // 2] = 0
         if trial % 7 == 0:
             scores[:, ::3] = -np.inf
-        idx, val = top_k(scores, k)
+        idx, val = top_k(scores, k, backend)
         want = np.stack([ref_top(row, k) for row in scores])
         np.testing.assert_array_equal(idx, want)
         np.testing.assert_array_equal(val, np.take_along_axis(scores, want, axis=1))
@@ -128,16 +136,17 @@ def test_top_k_large_block_and_integer_scores() -> None:
     np.testing.assert_array_equal(val, np.take_along_axis(scores, want, axis=1))
 
 
-def test_top_k_rejects_nan_and_bad_k() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_top_k_rejects_nan_and_bad_k(backend: str) -> None:
     scores = np.zeros((3, 10), np.float32)
     scores[1, 4] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        top_k(scores, 2)
+        top_k(scores, 2, backend)
     # A NaN in the columns left out of the lower bound's groups (3862 = 128 * 30 + 22).
     wide = np.zeros((2, 3862), np.float32)
     wide[1, -1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        top_k(wide, 20)
+        top_k(wide, 20, backend)
     with pytest.raises(ValueError, match="positive integer"):
         top_k(np.zeros((2, 3)), 0)
 
@@ -163,15 +172,19 @@ def test_order_sparse_sorts_and_pads() -> None:
 # ---------------------------------------------------------------- GAP
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(("n", "c", "k"), CASES)
-def test_gap_dense_and_sparse_match_reference_with_ties(n: int, c: int, k: int) -> None:
+def test_gap_dense_and_sparse_match_reference_with_ties(
+    n: int, c: int, k: int, backend: str
+) -> None:
     rng = np.random.default_rng(n * 1000 + c + k)
     for decimals in (1, 0, None):
         scores, labels = random_case(rng, n, c, decimals)
         want = ref_gap(scores, labels, k)
-        assert gap_at_k(scores, labels, k) == pytest.approx(want, abs=1e-12)
-        assert gap_at_k(scores, Labels.from_dense(labels), k) == pytest.approx(want, abs=1e-12)
-        idx, val = top_k(scores, k + 7)
+        assert gap_at_k(scores, labels, k, backend) == pytest.approx(want, abs=1e-12)
+        got = gap_at_k(scores, Labels.from_dense(labels), k, backend)
+        assert got == pytest.approx(want, abs=1e-12)
+        idx, val = top_k(scores, k + 7, backend)
         assert gap_from_top_k(idx, val, labels, k) == pytest.approx(want, abs=1e-12)
         # Row order within the sparse top-K does not matter.
         perm = rng.permuted(np.tile(np.arange(idx.shape[1]), (n, 1)), axis=1)
@@ -195,21 +208,26 @@ def test_gap_ties_are_pessimistic() -> None:
     assert average_precision(np.array([0.5, 0.5, 0.5]), np.array([0.5]), 1) == 1 / 3
 
 
-def test_gap_edge_cases() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gap_edge_cases(backend: str) -> None:
     rng = np.random.default_rng(5)
     scores, labels = random_case(rng, 30, 12)
     labels[::3] = 0  # videos without labels
-    assert gap_at_k(scores, labels, 20) == pytest.approx(ref_gap(scores, labels, 20))  # k > C
+
+    def gap(s: np.ndarray, lab: np.ndarray, k: int) -> float:
+        return gap_at_k(s, lab, k, backend)
+
+    assert gap(scores, labels, 20) == pytest.approx(ref_gap(scores, labels, 20))  # k > C
     zeros = np.zeros_like(scores)  # all-zero scores are still retrieved (no filtering)
-    assert gap_at_k(zeros, labels, 4) == pytest.approx(ref_gap(zeros, labels, 4))
-    assert gap_at_k(zeros, labels, 4) > 0
-    assert gap_at_k(scores, np.zeros_like(labels), 5) == 0.0  # no positives at all
-    assert gap_at_k(np.zeros((0, 12), np.float32), np.zeros((0, 12)), 5) == 0.0
-    assert gap_at_k(scores, labels, 12) == pytest.approx(ref_gap(scores, labels, 12))
+    assert gap(zeros, labels, 4) == pytest.approx(ref_gap(zeros, labels, 4))
+    assert gap(zeros, labels, 4) > 0
+    assert gap(scores, np.zeros_like(labels), 5) == 0.0  # no positives at all
+    assert gap(np.zeros((0, 12), np.float32), np.zeros((0, 12)), 5) == 0.0
+    assert gap(scores, labels, 12) == pytest.approx(ref_gap(scores, labels, 12))
     with pytest.raises(ValueError, match="NaN"):
-        gap_at_k(np.full((2, 12), np.nan, np.float32), labels[:2])
+        gap(np.full((2, 12), np.nan, np.float32), labels[:2], 20)
     with pytest.raises(ValueError, match="label rows"):
-        gap_at_k(scores, labels[:5])
+        gap(scores, labels[:5], 20)
 
 
 def test_gap_accumulator_chunks_and_modes_agree() -> None:

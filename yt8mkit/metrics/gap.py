@@ -18,13 +18,33 @@ from __future__ import annotations
 import numpy as np
 
 from yt8mkit.metrics.topk import (
+    Backend,
     Labels,
+    _native_topk,
     as_labels,
     check_k,
+    default_workers,
     map_blocks,
+    map_parts,
+    native_top_k_block,
     order_sparse,
     select_block,
+    use_native,
 )
+
+# Below this many retrieved scores a part, average_precision stays on one thread.
+PARALLEL_AP_MIN = 1 << 19
+
+
+def _count_at_least(retrieved: np.ndarray, pos_sorted: np.ndarray) -> np.ndarray:
+    """For each (ascending) positive score, how many of ``retrieved`` are >= it."""
+    ranked = np.sort(retrieved)
+    if _native_topk is not None and ranked.dtype == pos_sorted.dtype == np.float32:
+        # One merge of the two sorted arrays: a binary search a positive costs more.
+        counts = np.empty(len(pos_sorted), np.int64)
+        _native_topk.count_at_least(ranked, pos_sorted, counts)
+        return counts
+    return len(ranked) - np.searchsorted(ranked, pos_sorted, side="left")
 
 
 def average_precision(retrieved: np.ndarray, positives: np.ndarray, num_positives: int) -> float:
@@ -36,12 +56,16 @@ def average_precision(retrieved: np.ndarray, positives: np.ndarray, num_positive
     """
     if num_positives <= 0 or len(retrieved) == 0:
         return 0.0
-    ranked = np.sort(retrieved)
     pos = np.sort(positives)
     # For the positive j-th from the top (positives in descending order), its rank is
     # j plus the number of negatives scored at least as high: equal-score negatives
-    # go first, so no sort of the pairs themselves is needed.
-    at_least = len(ranked) - np.searchsorted(ranked, pos, side="left")
+    # go first, so no sort of the pairs themselves is needed. Counts over parts of
+    # the retrieved scores add up, so large inputs are sorted and counted in parts on
+    # threads (numpy's sort and search release the GIL).
+    parts = max(1, min(default_workers(), len(retrieved) // PARALLEL_AP_MIN))
+    at_least = sum(
+        map_parts(lambda part: _count_at_least(part, pos), np.array_split(retrieved, parts))
+    )
     pos_at_least = len(pos) - np.searchsorted(pos, pos, side="left")
     j = np.arange(len(pos), 0, -1, dtype=np.float64)
     rank = j + (at_least - pos_at_least)
@@ -52,11 +76,13 @@ class GapAccumulator:
     """Exact streaming GAP@k: add predictions chunk by chunk, read ``gap()`` at the end.
 
     Only the top k (score, is_positive) information of each video is kept (n * k
-    scores), never the dense predictions.
+    scores), never the dense predictions. ``backend`` picks the top-k path of dense
+    scores (see ``topk``); the value is the same on either.
     """
 
-    def __init__(self, k: int = 20) -> None:
+    def __init__(self, k: int = 20, backend: Backend = "auto") -> None:
         self.k = check_k(k)
+        self.backend = backend
         self._retrieved: list[np.ndarray] = []
         self._positives: list[np.ndarray] = []
         self.num_positives = 0
@@ -68,6 +94,11 @@ class GapAccumulator:
         if probs.ndim != 2:
             raise ValueError(f"scores must be 2-d, got shape {probs.shape}")
         labels = as_labels(labels, probs.shape[0], probs.shape[1])
+        if probs.shape[1] == 0:
+            raise ValueError("scores have no classes")
+        if use_native(probs.dtype, self.backend):
+            self._add_native(probs, labels)
+            return
 
         def run(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
             block = np.ascontiguousarray(probs[start:stop])
@@ -78,6 +109,28 @@ class GapAccumulator:
             rows, cols = part.row_ids(), part.indices.astype(np.int64)
             vals = block[rows, cols]
             return sel.vals, vals[sel.contains(rows, cols, vals)]
+
+        for retrieved, positives in map_blocks(run, probs.shape[0]):
+            self._retrieved.append(retrieved)
+            self._positives.append(positives)
+        self.num_positives += len(labels.indices)
+        self.num_videos += probs.shape[0]
+
+    def _add_native(self, probs: np.ndarray, labels: Labels) -> None:
+        k = min(self.k, probs.shape[1])
+        indptr = labels.indptr
+        classes = np.ascontiguousarray(labels.indices, np.int32)
+
+        def run(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+            indices, values = native_top_k_block(probs[start:stop], k)
+            hits = np.empty(indices.shape, np.uint8)
+            # The block's slice of the CSR, rebased to start at 0.
+            ptr = indptr[start : stop + 1] - indptr[start]
+            _native_topk.label_hits(
+                indices, stop - start, k, ptr, classes[indptr[start] : indptr[stop]], hits
+            )
+            values = values.ravel()
+            return values, values[hits.ravel().view(bool)]
 
         for retrieved, positives in map_blocks(run, probs.shape[0]):
             self._retrieved.append(retrieved)
@@ -109,9 +162,14 @@ class GapAccumulator:
         return average_precision(retrieved, positives, self.num_positives)
 
 
-def gap_at_k(scores_dense: np.ndarray, labels: Labels | np.ndarray, k: int = 20) -> float:
+def gap_at_k(
+    scores_dense: np.ndarray,
+    labels: Labels | np.ndarray,
+    k: int = 20,
+    backend: Backend = "auto",
+) -> float:
     """GAP@k of dense (n, C) scores against dense 0/1 labels or ``Labels``."""
-    acc = GapAccumulator(k)
+    acc = GapAccumulator(k, backend)
     acc.add_dense(scores_dense, labels)
     return acc.gap()
 

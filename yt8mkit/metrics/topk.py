@@ -9,6 +9,12 @@ reading them: per block of rows it splits the columns into ``GROUPS`` interleave
 groups and takes each group's maximum, whose k-th largest is a lower bound of the
 row's k-th largest score (k distinct groups hold a score at least that high). Only the
 scores above that bound, a few more than k per row, are then ranked exactly.
+
+That numpy path still reads a block three times (group maxima, compare, mask scan).
+Where the C kernel ``_native_topk`` was built (it is, by the install, wherever a C
+compiler is), float32 and float16 rows go through it instead: the same bound, but the
+row is read from memory once and the candidates are picked from the L1 cache. Both
+paths give the same selection; ``backend`` chooses one (the tests compare them).
 """
 
 from __future__ import annotations
@@ -17,9 +23,16 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import numpy as np
+
+try:
+    from yt8mkit.metrics import _native_topk
+except ImportError:  # installed without a C compiler: the numpy path serves
+    _native_topk = None
+
+Backend = Literal["auto", "native", "numpy"]
 
 # Rows per block: big enough that numpy's per-call overhead vanishes, small enough
 # that a block stays in the L3 cache between the passes over it.
@@ -31,6 +44,7 @@ BLOCK_ROWS = 512
 GROUPS = 128
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 def default_workers() -> int:
@@ -46,11 +60,17 @@ def map_blocks(fn: Callable[[int, int], T], n: int, workers: int | None = None) 
     scans overlap on several cores.
     """
     spans = [(start, min(start + BLOCK_ROWS, n)) for start in range(0, n, BLOCK_ROWS)]
+    return map_parts(lambda span: fn(*span), spans, workers)
+
+
+def map_parts(fn: Callable[[U], T], parts: Sequence[U], workers: int | None = None) -> list[T]:
+    """``fn`` over ``parts`` on a thread pool (numpy and the C kernel release the GIL,
+    so the parts overlap on several cores); results in order."""
     workers = default_workers() if workers is None else workers
-    if workers <= 1 or len(spans) <= 1:
-        return [fn(start, stop) for start, stop in spans]
-    with ThreadPoolExecutor(min(workers, len(spans))) as pool:
-        return list(pool.map(lambda span: fn(*span), spans))
+    if workers <= 1 or len(parts) <= 1:
+        return [fn(part) for part in parts]
+    with ThreadPoolExecutor(min(workers, len(parts))) as pool:
+        return list(pool.map(fn, parts))
 
 
 @dataclass(frozen=True, eq=False)
@@ -274,6 +294,35 @@ def select_block(block: np.ndarray, k: int) -> Selection:
     return Selection(rows, flat[keep] - rows * c, vals[keep], tau, c)
 
 
+def use_native(dtype: np.dtype, backend: Backend) -> bool:
+    """Whether rows of ``dtype`` go through the C kernel under ``backend``. float16
+    widens to float32 exactly; float64 would not, so it stays on the numpy path."""
+    if backend not in ("auto", "native", "numpy"):
+        raise ValueError(f"backend must be auto, native or numpy, got {backend!r}")
+    fits = np.dtype(dtype) in (np.dtype(np.float32), np.dtype(np.float16))
+    if backend == "native":
+        if _native_topk is None:
+            raise RuntimeError(
+                "the C top-k kernel (yt8mkit.metrics._native_topk) was not built: "
+                "reinstall yt8mkit where a C compiler is available"
+            )
+        if not fits:
+            raise ValueError(f"the C kernel takes float32 or float16 scores, not {dtype}")
+    return backend != "numpy" and _native_topk is not None and fits
+
+
+def native_top_k_block(block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n, k) int32 indices and float32 values of a float32/float16 block, ordered as
+    ``top_k``; k <= C. NaN is a ValueError naming the row of the block."""
+    block = np.ascontiguousarray(block, np.float32)
+    n, c = block.shape
+    indices = np.empty((n, k), np.int32)
+    values = np.empty((n, k), np.float32)
+    if n:
+        _native_topk.top_k(block, n, c, k, indices, values)
+    return indices, values
+
+
 def _order_selection(sel: Selection, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(n, k) indices and values, highest score first, ties by lower class."""
     cols = sel.cols.reshape(n, k)
@@ -283,7 +332,9 @@ def _order_selection(sel: Selection, n: int, k: int) -> tuple[np.ndarray, np.nda
     return np.take_along_axis(cols, order, axis=1), np.take_along_axis(vals, order, axis=1)
 
 
-def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def top_k(
+    scores: np.ndarray, k: int, backend: Backend = "auto"
+) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` classes of each row: ``(indices int32 (n, k'), values (n, k'))`` with
     ``k' = min(k, C)``, highest score first, equal scores by lower class index.
 
@@ -293,12 +344,18 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     if scores.ndim != 2:
         raise ValueError(f"scores must be 2-d, got shape {scores.shape}")
     n, c = scores.shape
+    if c == 0:
+        raise ValueError("scores have no classes")
     k = min(check_k(k), c)
     out_dtype = scores.dtype if scores.dtype.kind == "f" else np.dtype(np.float32)
     indices = np.empty((n, k), np.int32)
     values = np.empty((n, k), out_dtype)
+    native = use_native(scores.dtype, backend)
 
     def run(start: int, stop: int) -> None:
+        if native:
+            indices[start:stop], values[start:stop] = native_top_k_block(scores[start:stop], k)
+            return
         sel = select_block(scores[start:stop], k)
         indices[start:stop], values[start:stop] = _order_selection(sel, stop - start, k)
 
