@@ -5,7 +5,7 @@ labels (about 3 a video, Zipf-like class frequencies). Both values must agree to
 float64 rounding. It also times one read of the scores (a max over each row), the
 floor of any exact GAP, to say how far from that floor each side is.
 
-    .venv/bin/python bench/bench_gap.py [--videos 100000] [--classes 3862] [--repeats 3]
+    .venv/bin/python bench/bench_gap.py [--videos 100000] [--classes 3862] [--repeats 5]
 
 Writes bench/results/gap.json.
 """
@@ -140,16 +140,29 @@ def top_k_faiss(scores: np.ndarray, k: int) -> float:
     return float(values[0, 0])
 
 
-def timed(fn: Callable[[], float], repeats: int) -> dict[str, object]:
-    """Wall and CPU times of ``repeats`` runs (CPU time is less sensitive to other
-    work on a shared machine) and the value."""
-    wall, cpu, value = [], [], 0.0
+def timed(fns: dict[str, Callable[[], float]], repeats: int) -> dict[str, dict[str, object]]:
+    """Wall and CPU times of ``repeats`` runs of each function (CPU time is less
+    sensitive to other work on a shared machine) and the value. The functions take
+    turns, a round of each per repeat, so that a busy spell on the machine falls on
+    every side alike rather than on whichever ran then."""
+    wall: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
+    value: dict[str, float] = {}
     for _ in range(repeats):
-        began, began_cpu = time.perf_counter(), time.process_time()
-        value = fn()
-        wall.append(time.perf_counter() - began)
-        cpu.append(time.process_time() - began_cpu)
-    return {"best_s": min(wall), "times_s": wall, "best_cpu_s": min(cpu), "gap": value}
+        for name, fn in fns.items():
+            began, began_cpu = time.perf_counter(), time.process_time()
+            value[name] = fn()
+            wall[name].append(time.perf_counter() - began)
+            cpu[name].append(time.process_time() - began_cpu)
+    return {
+        name: {
+            "best_s": min(wall[name]),
+            "times_s": wall[name],
+            "best_cpu_s": min(cpu[name]),
+            "gap": value[name],
+        }
+        for name in fns
+    }
 
 
 def main() -> None:
@@ -157,7 +170,7 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=100_000)
     parser.add_argument("--classes", type=int, default=3862)
     parser.add_argument("--k", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--no-literal", action="store_true", help="skip the (slow) pure-Python rendition"
@@ -184,23 +197,29 @@ def main() -> None:
     torch.set_num_threads(default_workers())
     faiss.omp_set_num_threads(default_workers())
     scores_tensor = torch.from_numpy(scores)
-    floor = timed(lambda: float(scores_tensor.amax(dim=1)[0]), args.repeats)
-    runs = {
-        "gap_at_k": timed(lambda: gap_at_k(scores, labels, args.k), args.repeats),
-        "gap_at_k, numpy path": timed(
-            lambda: gap_at_k(scores, labels, args.k, backend="numpy"), args.repeats
-        ),
-        "official_plain": timed(lambda: official_plain(scores, actuals, args.k), args.repeats),
-    }
-    if not args.no_literal:
-        runs["official_literal"] = timed(lambda: official_literal(scores, actuals, args.k), 1)
-    # The libraries' own top-k, selection only (no GAP): why the metric has a kernel.
+    timings = timed(
+        {
+            "floor": lambda: float(scores_tensor.amax(dim=1)[0]),
+            "gap_at_k": lambda: gap_at_k(scores, labels, args.k),
+            "gap_at_k, numpy path": lambda: gap_at_k(scores, labels, args.k, backend="numpy"),
+            "official_plain": lambda: official_plain(scores, actuals, args.k),
+            # The libraries' own top-k, selection only (no GAP): why the metric has a
+            # kernel of its own.
+            "torch.topk": lambda: top_k_torch(scores_tensor, args.k),
+            "faiss heaps (float_minheap_array_t.addn)": lambda: top_k_faiss(scores, args.k),
+        },
+        args.repeats,
+    )
+    floor = timings.pop("floor")
     selection = {
-        "torch.topk": timed(lambda: top_k_torch(scores_tensor, args.k), args.repeats),
-        "faiss heaps (float_minheap_array_t.addn)": timed(
-            lambda: top_k_faiss(scores, args.k), args.repeats
-        ),
+        name: timings.pop(name)
+        for name in ("torch.topk", "faiss heaps (float_minheap_array_t.addn)")
     }
+    runs = timings
+    if not args.no_literal:
+        runs.update(
+            timed({"official_literal": lambda: official_literal(scores, actuals, args.k)}, 1)
+        )
     load_after = os.getloadavg()
     fast = runs["gap_at_k"]
     diffs = {name: abs(run["gap"] - fast["gap"]) for name, run in runs.items()}
@@ -259,8 +278,9 @@ def main() -> None:
             "seed": args.seed,
         },
         **runs,
-        "selection_only": {name: {k: v for k, v in run.items() if k != "gap"}
-                           for name, run in selection.items()},
+        "selection_only": {
+            name: {k: v for k, v in run.items() if k != "gap"} for name, run in selection.items()
+        },
         "speedup": speedups["official_plain"],
         "speedup_cpu": cpu_speedups["official_plain"],
         "speedup_vs_literal": speedups.get("official_literal"),

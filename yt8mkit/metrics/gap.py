@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from yt8mkit.metrics.topk import (
+    NATIVE_BLOCK_ROWS,
     Backend,
     Labels,
     _native_topk,
@@ -123,16 +124,13 @@ class GapAccumulator:
 
         def run(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
             indices, values = native_top_k_block(probs[start:stop], k)
-            hits = np.empty(indices.shape, np.uint8)
-            # The block's slice of the CSR, rebased to start at 0.
-            ptr = indptr[start : stop + 1] - indptr[start]
-            _native_topk.label_hits(
-                indices, stop - start, k, ptr, classes[indptr[start] : indptr[stop]], hits
-            )
-            values = values.ravel()
-            return values, values[hits.ravel().view(bool)]
+            hits = np.empty(indices.shape, bool)
+            # The block's rows of the CSR, offsets into all of ``classes``.
+            rows = indptr[start : stop + 1]
+            _native_topk.label_hits(indices, stop - start, k, rows, classes, hits)
+            return values.ravel(), values[hits]
 
-        for retrieved, positives in map_blocks(run, probs.shape[0]):
+        for retrieved, positives in map_blocks(run, probs.shape[0], rows=NATIVE_BLOCK_ROWS):
             self._retrieved.append(retrieved)
             self._positives.append(positives)
         self.num_positives += len(labels.indices)

@@ -42,6 +42,9 @@ BLOCK_ROWS = 512
 # runs of the row, which numpy vectorises, unlike a reduction over each short group;
 # with many groups the bound is tight, so few more than k scores a row pass it.
 GROUPS = 128
+# Rows per call of the C kernel: it streams rows and keeps nothing between them, so
+# its blocks are larger only to make the Python work around each call rarer.
+NATIVE_BLOCK_ROWS = 2048
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -53,13 +56,15 @@ def default_workers() -> int:
     return max(1, int(env)) if env else min(4, os.cpu_count() or 1)
 
 
-def map_blocks(fn: Callable[[int, int], T], n: int, workers: int | None = None) -> list[T]:
+def map_blocks(
+    fn: Callable[[int, int], T], n: int, workers: int | None = None, rows: int = BLOCK_ROWS
+) -> list[T]:
     """``fn(start, stop)`` over the blocks of ``n`` rows, results in block order.
 
     Blocks run on a thread pool: numpy releases the GIL in its loops, so the blocks'
     scans overlap on several cores.
     """
-    spans = [(start, min(start + BLOCK_ROWS, n)) for start in range(0, n, BLOCK_ROWS)]
+    spans = [(start, min(start + rows, n)) for start in range(0, n, rows)]
     return map_parts(lambda span: fn(*span), spans, workers)
 
 
@@ -359,7 +364,7 @@ def top_k(
         sel = select_block(scores[start:stop], k)
         indices[start:stop], values[start:stop] = _order_selection(sel, stop - start, k)
 
-    map_blocks(run, n)
+    map_blocks(run, n, rows=NATIVE_BLOCK_ROWS if native else BLOCK_ROWS)
     return indices, values
 
 
