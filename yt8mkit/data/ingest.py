@@ -16,6 +16,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+import torch
 from pydantic import BaseModel, Field
 
 from yt8mkit.data.schema import FeatureSchema
@@ -79,6 +80,14 @@ def _keep_freed_memory() -> None:
         libc.mallopt(_M_TRIM_THRESHOLD, 4 * _MMAP_THRESHOLD_MAX)
 
 
+def _init_worker() -> None:
+    """A decoding process: freed memory kept (above), and one PyTorch thread. Each
+    worker already has a core of its own; more threads for its float16 casts would
+    only compete with the other workers (and spin while they wait)."""
+    _keep_freed_memory()
+    torch.set_num_threads(1)
+
+
 @contextmanager
 def _freed_memory_kept() -> Iterator[None]:
     """``_keep_freed_memory`` for the parent while it ingests; afterwards glibc's default
@@ -136,7 +145,7 @@ def _decode_in_order(
             yield read_shard(path, options)
         return
     window = 2 * workers
-    with ProcessPoolExecutor(max_workers=workers, initializer=_keep_freed_memory) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
         pending: deque[Future[ShardChunk]] = deque()
         queue = iter(files)
         for path in queue:
