@@ -67,7 +67,13 @@ def average_precision(retrieved: np.ndarray, positives: np.ndarray, num_positive
     at_least = sum(
         map_parts(lambda part: _count_at_least(part, pos), np.array_split(retrieved, parts))
     )
-    pos_at_least = len(pos) - np.searchsorted(pos, pos, side="left")
+    # Positives at least as high as each: all from the first of its run of equal
+    # scores on (the sorted array makes that a running maximum, not a search).
+    first = np.arange(len(pos))
+    if len(pos) > 1:
+        first[1:][pos[1:] == pos[:-1]] = 0
+        np.maximum.accumulate(first, out=first)
+    pos_at_least = len(pos) - first
     j = np.arange(len(pos), 0, -1, dtype=np.float64)
     rank = j + (at_least - pos_at_least)
     return float(np.sum(j / rank) / num_positives)

@@ -93,8 +93,6 @@ static inline Py_ssize_t COLLECT(const float *x, Py_ssize_t c, float bound, floa
         const __mmask16 nan = _mm512_mask_cmp_ps_mask(keep, v, v, _CMP_UNORD_Q);
         if (nan)
             return -1 - (j + __builtin_ctz(nan));
-        /* Compress in registers and store all 16 (the buffers have 16 spare places):
-         * a compressing store to memory is several times slower. */
         _mm512_mask_compressstoreu_ps(cv + m, keep, v);
         _mm512_mask_compressstoreu_epi32(ci + m, keep, _mm512_add_epi32(iota, _mm512_set1_epi32((int)j)));
         m += __builtin_popcount(keep);
