@@ -94,11 +94,16 @@ def test_label_hits_and_bad_csr() -> None:
     indptr = np.array([0, 2, 3], np.int64)
     labels = np.array([1, 3, 4], np.int32)
     hits = np.empty((2, 3), np.uint8)
-    native.label_hits(idx, 2, 3, indptr, labels, hits)
+    native.label_hits(idx, 2, 3, indptr, labels, 5, hits)
     np.testing.assert_array_equal(hits, [[1, 1, 0], [0, 0, 1]])
     for bad in ([0, 2, 4], [0, 3, 2], [-1, 2, 3]):
         with pytest.raises(ValueError, match="CSR"):
-            native.label_hits(idx, 2, 3, np.array(bad, np.int64), labels, hits)
+            native.label_hits(idx, 2, 3, np.array(bad, np.int64), labels, 5, hits)
+    with pytest.raises(ValueError, match=r"label 4 outside \[0, 4\)"):
+        native.label_hits(idx, 2, 3, indptr, labels, 4, hits)
+    # A predicted class beyond the labels' range is simply not a hit.
+    native.label_hits(np.array([[9, 1, 3], [0, 2, 4]], np.int32), 2, 3, indptr, labels, 5, hits)
+    np.testing.assert_array_equal(hits, [[0, 1, 1], [0, 0, 1]])
 
 
 def test_native_backend_keeps_dtypes_and_views() -> None:

@@ -127,13 +127,14 @@ class GapAccumulator:
         k = min(self.k, probs.shape[1])
         indptr = labels.indptr
         classes = np.ascontiguousarray(labels.indices, np.int32)
+        num_classes = probs.shape[1]
 
         def run(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
             indices, values = native_top_k_block(probs[start:stop], k)
             hits = np.empty(indices.shape, bool)
             # The block's rows of the CSR, offsets into all of ``classes``.
             rows = indptr[start : stop + 1]
-            _native_topk.label_hits(indices, stop - start, k, rows, classes, hits)
+            _native_topk.label_hits(indices, stop - start, k, rows, classes, num_classes, hits)
             return values.ravel(), values[hits]
 
         for retrieved, positives in map_blocks(run, probs.shape[0], rows=NATIVE_BLOCK_ROWS):

@@ -127,21 +127,24 @@ done:
 }
 
 PyDoc_STRVAR(label_hits_doc,
-             "label_hits(indices, n, k, indptr, labels, out_hits) -> None\n\n"
+             "label_hits(indices, n, k, indptr, labels, num_classes, out_hits) -> None\n\n"
              "For (n, k) int32 class indices, whether each is a label of its row: the\n"
              "labels of row i are labels[indptr[i]:indptr[i+1]] (int64 indptr, int32\n"
-             "labels, CSR). Writes 0/1 bytes to the (n, k) output.");
+             "labels in [0, num_classes), CSR). Writes 0/1 bytes to the (n, k) output;\n"
+             "a negative index (padding) is never a hit.");
 
 static PyObject *py_label_hits(PyObject *self, PyObject *args)
 {
     Py_buffer indices, indptr_buf, labels_buf, out;
-    Py_ssize_t n;
+    Py_ssize_t n, num_classes;
     int k;
-    if (!PyArg_ParseTuple(args, "y*niy*y*w*", &indices, &n, &k, &indptr_buf, &labels_buf, &out))
+    if (!PyArg_ParseTuple(args, "y*niy*y*nw*", &indices, &n, &k, &indptr_buf, &labels_buf,
+                          &num_classes, &out))
         return NULL;
     PyObject *result = NULL;
-    if (n < 0 || k <= 0) {
-        PyErr_Format(PyExc_ValueError, "bad shape: n=%zd k=%d", n, k);
+    uint8_t *marked = NULL;
+    if (n < 0 || k <= 0 || num_classes <= 0) {
+        PyErr_Format(PyExc_ValueError, "bad shape: n=%zd k=%d classes=%zd", n, k, num_classes);
         goto done;
     }
     if (check_size(&indices, n * k, 4, "indices") || check_size(&indptr_buf, n + 1, 8, "indptr") ||
@@ -150,35 +153,44 @@ static PyObject *py_label_hits(PyObject *self, PyObject *args)
     const int64_t *indptr = indptr_buf.buf;
     const int32_t *labels = labels_buf.buf;
     const int64_t num_labels = labels_buf.len / 4;
-    /* The bounds are checked before any read of labels: bad CSR is an error, never
-     * a read outside the buffer. */
+    /* Every bound is checked before any read or write it guards: bad input is an
+     * error, never an access outside a buffer. */
     for (Py_ssize_t r = 0; r < n; r++) {
         if (indptr[r] < 0 || indptr[r] > indptr[r + 1] || indptr[r + 1] > num_labels) {
             PyErr_Format(PyExc_ValueError, "indptr is not a CSR row index (row %zd)", r);
             goto done;
         }
     }
+    for (int64_t q = indptr[0]; q < indptr[n]; q++) {
+        if (labels[q] < 0 || labels[q] >= num_classes) {
+            PyErr_Format(PyExc_ValueError, "label %d outside [0, %zd)", labels[q], num_classes);
+            goto done;
+        }
+    }
+    /* One byte a class, set for the row's labels and cleared after it: a look-up a
+     * predicted class instead of a compare with every label. */
+    marked = PyMem_RawCalloc((size_t)num_classes, 1);
+    if (!marked) {
+        PyErr_NoMemory();
+        goto done;
+    }
     const int32_t *top = indices.buf;
     uint8_t *hits = out.buf;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t r = 0; r < n; r++) {
-        const int32_t *row_top = top + r * k;
-        uint8_t *row_hits = hits + r * k;
-        /* Label by label over the k classes: a contiguous compare that vectorises.
-         * A negative class (padding) is never a hit. */
-        for (int t = 0; t < k; t++)
-            row_hits[t] = 0;
-        for (int64_t q = indptr[r]; q < indptr[r + 1]; q++) {
-            const int32_t label = labels[q];
-            for (int t = 0; t < k; t++)
-                row_hits[t] |= row_top[t] == label;
+        for (int64_t q = indptr[r]; q < indptr[r + 1]; q++)
+            marked[labels[q]] = 1;
+        for (int t = 0; t < k; t++) {
+            const int32_t cls = top[r * k + t];
+            hits[r * k + t] = cls >= 0 && cls < num_classes && marked[cls];
         }
-        for (int t = 0; t < k; t++)
-            row_hits[t] &= row_top[t] >= 0;
+        for (int64_t q = indptr[r]; q < indptr[r + 1]; q++)
+            marked[labels[q]] = 0;
     }
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
+    PyMem_RawFree(marked);
     PyBuffer_Release(&indices);
     PyBuffer_Release(&indptr_buf);
     PyBuffer_Release(&labels_buf);
