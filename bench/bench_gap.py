@@ -31,6 +31,7 @@ from yt8mkit.metrics.topk import default_workers
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
+SETTLE_S = 0.3
 
 
 def make_labels(rng: np.random.Generator, n: int, c: int) -> Labels:
@@ -150,6 +151,9 @@ def timed(fns: dict[str, Callable[[], float]], repeats: int) -> dict[str, dict[s
     value: dict[str, float] = {}
     for _ in range(repeats):
         for name, fn in fns.items():
+            # OpenMP threads (torch's, faiss's) spin for a while after their work; a
+            # pause keeps them off the cores of whatever runs next.
+            time.sleep(SETTLE_S)
             began, began_cpu = time.perf_counter(), time.process_time()
             value[name] = fn()
             wall[name].append(time.perf_counter() - began)
