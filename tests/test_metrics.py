@@ -329,3 +329,22 @@ def test_labels_validation() -> None:
         Labels(np.array([0, 2]), np.array([1]), 3)
     with pytest.raises(ValueError, match="twice"):
         Labels.from_lists([[1, 1]], 3).sorted_keys()
+
+
+@pytest.mark.parametrize("parallel_min", [1 << 19, 16])
+def test_average_precision_in_parts_matches_reference(
+    monkeypatch: pytest.MonkeyPatch, parallel_min: int
+) -> None:
+    # Small parts force the threaded path (counts summed over sorted parts, merged in
+    # C for float32, searched in numpy for float64): the value must not move.
+    from yt8mkit.metrics import gap as gap_module
+
+    monkeypatch.setattr(gap_module, "PARALLEL_AP_MIN", parallel_min)
+    rng = np.random.default_rng(11)
+    for dtype in (np.float32, np.float64):
+        retrieved = np.round(rng.random(500), 1).astype(dtype)  # ties everywhere
+        hit = rng.random(500) < 0.3
+        pairs = [(float(s), bool(h)) for s, h in zip(retrieved, hit)]
+        want = ref_ap(pairs, int(hit.sum()) + 7)
+        got = average_precision(retrieved, retrieved[hit], int(hit.sum()) + 7)
+        assert got == pytest.approx(want, abs=1e-12)
