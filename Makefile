@@ -8,7 +8,7 @@ DEMO_OUT ?= runs/demo
 
 .PHONY: demo test lint bench clean
 
-$(STAMP): pyproject.toml $(wildcard yt8mkit/metrics/native_topk*)
+$(STAMP): pyproject.toml $(wildcard yt8mkit/*/native_*.[ch])
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,cluster]'

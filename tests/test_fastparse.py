@@ -13,8 +13,16 @@ import numpy as np
 import pytest
 
 from tests.pb_reference import parse_example
+from yt8mkit.data import fastparse, tfrecord
 from yt8mkit.data.example import WireError, decode_example, encode_example
-from yt8mkit.data.fastparse import BYTES_LIST, FLOAT_LIST, INT64_LIST, decode_varints, scan_examples
+from yt8mkit.data.fastparse import (
+    BYTES_LIST,
+    FLOAT_LIST,
+    INT64_LIST,
+    ExampleScan,
+    decode_varints,
+    scan_examples,
+)
 from yt8mkit.data.half import as_video_dtype
 from yt8mkit.data.shard import (
     ShardChunk,
@@ -85,11 +93,40 @@ def _compare_read_shard(path: Path, **option: object) -> ShardChunk:
     return ours
 
 
+@pytest.fixture(autouse=True, params=["C walks", "numpy walks"])
+def walks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs twice: with the C length chain and Example scan (which the
+    install builds; missing, that run fails) and with the numpy/Python ones."""
+    if request.param == "C walks":
+        assert fastparse.native_examples is not None, "yt8mkit.data._native_examples not built"
+    else:
+        monkeypatch.setattr(fastparse, "native_examples", None)
+        monkeypatch.setattr(tfrecord, "native_examples", None)
+    return request.param
+
+
+def _assert_same_scan(ours: ExampleScan, ref: ExampleScan) -> None:
+    np.testing.assert_array_equal(ours.plain, ref.plain)
+    plain = ref.plain
+    for key, span in ref.keys.items():
+        other = ours.keys[key]
+        for field in ("kind", "start", "length", "counts"):
+            np.testing.assert_array_equal(getattr(other, field)[plain], getattr(span, field)[plain])
+        np.testing.assert_array_equal(other.values, span.values)
+
+
 def _assert_scan_matches_decoder(data: bytes, starts: list[int], ends: list[int]) -> int:
     """Every record the scan calls plain decodes, with the general decoder, to exactly
-    the features the scan located. Returns how many were plain."""
+    the features the scan located, and the C and numpy walks agree on every record.
+    Returns how many were plain."""
     buf = np.frombuffer(data, np.uint8)
-    scan = scan_examples(buf, np.array(starts, np.int64), np.array(ends, np.int64), KEYS)
+    begin, end = np.array(starts, np.int64), np.array(ends, np.int64)
+    scan = scan_examples(buf, begin, end, KEYS)
+    if fastparse.native_examples is not None:
+        _assert_same_scan(
+            scan_examples(buf, begin, end, KEYS, native=True),
+            scan_examples(buf, begin, end, KEYS, native=False),
+        )
     offsets = {k: np.concatenate([[0], np.cumsum(s.counts)]) for k, s in scan.keys.items()}
     for i in np.flatnonzero(scan.plain).tolist():
         ref = decode_example(data[starts[i] : ends[i]])
@@ -490,3 +527,4 @@ def test_options_are_independent_of_the_path(smoke_dir: Path) -> None:
     chunk = read_shard(str(path), other)
     assert chunk.num_videos == 0 and len(chunk.skipped) == 312
     assert "has 1024 values, expected 1000" in str(chunk.skipped[0])
+

@@ -28,6 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
+from yt8mkit.data.native import native_examples
+
+_NATIVE_MAX_KEYS = 16  # MAX_KEYS of native_examples.c
+
 # The Feature's oneof field tags (field number << 3 | wire type 2).
 BYTES_LIST, FLOAT_LIST, INT64_LIST = 0x0A, 0x12, 0x1A
 _LEN_TAG_1, _LEN_TAG_2 = 0x0A, 0x12  # field 1 / field 2, length-delimited
@@ -188,10 +192,22 @@ def _key_table(keys: tuple[str, ...]) -> _KeyTable:
 
 
 def scan_examples(
-    buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, keys: Sequence[str]
+    buf: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    keys: Sequence[str],
+    native: bool | None = None,
 ) -> ExampleScan:
     """Locate ``keys`` in the Examples ``buf[starts[i]:ends[i]]`` (records of a TFRecord
-    file, each followed by at least 4 bytes of the file)."""
+    file, each followed by at least 4 bytes of the file).
+
+    The walk runs in C (``_native_examples``, one loop, the GIL released) where it was
+    built, else in numpy; ``native`` forces one (the tests compare them). Both give the
+    same result."""
+    if native is None:
+        native = native_examples is not None and len(keys) <= _NATIVE_MAX_KEYS
+    if native:
+        return _scan_native(buf, starts, ends, keys)
     n = len(starts)
     read = _Reader(buf)
     # Example: field 1 (the Features) over the whole record, or followed by ``12 00``.
@@ -245,13 +261,48 @@ def scan_examples(
         )
         for i, key in enumerate(keys)
     }
-    for span in spans.values():
-        rows = np.flatnonzero(plain & (span.kind == INT64_LIST))
+    return _with_int64_values(buf, ExampleScan(plain, spans))
+
+
+def _scan_native(
+    buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, keys: Sequence[str]
+) -> ExampleScan:
+    if native_examples is None:
+        raise RuntimeError(
+            "the C Example scan (yt8mkit.data._native_examples) was not built: "
+            "reinstall yt8mkit where a C compiler is available"
+        )
+    n = len(starts)
+    plain = np.zeros(n, np.uint8)
+    table = np.zeros((3, len(keys), n), np.int64)
+    native_examples.scan(
+        buf,
+        np.ascontiguousarray(starts, np.int64),
+        np.ascontiguousarray(ends, np.int64),
+        tuple(k.encode() for k in keys),
+        plain,
+        table[0],
+        table[1],
+        table[2],
+    )
+    spans = {
+        key: KeySpans(
+            table[0, i], table[1, i], table[2, i], np.zeros(0, np.int64), np.zeros(n, np.int64)
+        )
+        for i, key in enumerate(keys)
+    }
+    return _with_int64_values(buf, ExampleScan(plain.view(bool), spans))
+
+
+def _with_int64_values(buf: np.ndarray, scan: ExampleScan) -> ExampleScan:
+    """Decode the packed int64 lists of the plain records; a bad run unplains its record."""
+    for span in scan.keys.values():
+        rows = np.flatnonzero(scan.plain & (span.kind == INT64_LIST))
         if rows.size:
             values, counts, valid = decode_varints(buf, span.start[rows], span.length[rows])
-            plain[rows[~valid]] = False
+            scan.plain[rows[~valid]] = False
             span.values, span.counts[rows] = values, counts
-    return ExampleScan(plain, spans)
+    return scan
 
 
 def decode_varints(

@@ -1,0 +1,70 @@
+"""The C walks of ingest on their own: built by the install, deciding every record as
+the numpy walk does on mangled real records, and refusing bad arguments. (Every test of
+test_fastparse.py also runs once with them and once without.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.test_fastparse import _assert_scan_matches_decoder
+from yt8mkit.data import fastparse
+from yt8mkit.data.tfrecord import read_spans
+
+native = fastparse.native_examples
+
+
+def test_walks_are_built() -> None:
+    assert native is not None, "yt8mkit.data._native_examples was not built"
+
+
+def test_c_and_numpy_scans_agree_on_mangled_real_records(smoke_dir: Path) -> None:
+    """Real records with a few random bytes changed, cut short or grown: the C walk
+    decides every record as the numpy walk does, and is exact where it says plain."""
+    spans = read_spans(smoke_dir / "validate00.tfrecord")
+    rng = np.random.default_rng(23)
+    data = bytearray()
+    starts, ends = [], []
+    for i in range(600):
+        record = bytearray(spans.payload(i % len(spans)))
+        for _ in range(int(rng.integers(0, 4))):
+            # Mostly near either end, where the layout's bytes are.
+            at = int(rng.integers(0, 40))
+            at = at if rng.random() < 0.5 else max(len(record) - 1 - int(rng.integers(0, 600)), 0)
+            record[at] = int(rng.integers(0, 256))
+        cut = rng.random()
+        if cut < 0.1:
+            record = record[: int(rng.integers(0, len(record)))]
+        elif cut < 0.15:
+            record += bytes(rng.integers(0, 256, int(rng.integers(1, 6))).astype(np.uint8))
+        data += b"\x00" * 12
+        starts.append(len(data))
+        data += record
+        ends.append(len(data))
+        data += b"\x00" * 4
+    plain = _assert_scan_matches_decoder(bytes(data), starts, ends)
+    assert 100 < plain < 600  # both kinds of record were made
+
+
+def test_scan_and_chain_refuse_bad_arguments() -> None:
+    buf = np.zeros(64, np.uint8)
+    n = 2
+    plain = np.zeros(n, np.uint8)
+    table = np.zeros((3, 2, n), np.int64)
+    keys = (b"id", b"labels")
+    with pytest.raises(ValueError, match=r"record 1 \[10, 65\) is outside the buffer"):
+        native.scan(buf, np.array([0, 10]), np.array([5, 65]), keys, plain, *table)
+    with pytest.raises(ValueError, match="kind holds"):
+        native.scan(
+            buf, np.array([0, 10]), np.array([5, 20]), keys, plain, table[0, :1], *table[1:]
+        )
+    with pytest.raises(TypeError, match="bytes"):
+        native.scan(buf, np.array([0, 10]), np.array([5, 20]), ("id", "labels"), plain, *table)
+    with pytest.raises(ValueError, match="too few places"):
+        native.chain(buf, np.zeros(2, np.int64))
+    # A length running past the end: the walk stops, the offset beyond the buffer.
+    buf[:8] = np.frombuffer(np.uint64(1000).tobytes(), np.uint8)
+    heads = np.zeros(64 // 12 + 1, np.int64)
+    assert native.chain(buf, heads) == (1, 65)

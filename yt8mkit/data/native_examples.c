@@ -1,0 +1,270 @@
+/* The two serial walks of ingest, in C: the chain of TFRecord lengths through a
+ * file, and the Features map of each tf.train.Example.
+ *
+ * Why C: both are chains (each length says where the next field starts), so numpy
+ * can only step every record in lockstep, a dozen array operations a step, and
+ * Python one record at a time. Here each is one loop with the GIL released.
+ *
+ * Semantics are those of fastparse.scan_examples (see its docstring): a record is
+ * "plain" only when its every byte was checked to have the one layout TensorFlow
+ * writes; any other record is left to the general decoder. Every read is bounded by
+ * the record's end (a field running past it makes the record not plain), so no
+ * input can make this read outside the buffer.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define TAG_1 0x0A /* field 1, length-delimited */
+#define TAG_2 0x12 /* field 2, length-delimited */
+#define BYTES_LIST 0x0A
+#define FLOAT_LIST 0x12
+#define INT64_LIST 0x1A
+#define MAX_KEYS 16
+
+/* A varint of at most 3 bytes (lengths below 2^21) at pos, all of it before end. */
+static int varint3(const uint8_t *b, int64_t pos, int64_t end, int64_t *value, int64_t *size)
+{
+    if (pos >= end)
+        return 0;
+    const uint8_t b0 = b[pos];
+    if (b0 < 0x80) {
+        *value = b0, *size = 1;
+        return 1;
+    }
+    if (pos + 1 >= end)
+        return 0;
+    const uint8_t b1 = b[pos + 1];
+    if (b1 < 0x80) {
+        *value = (b0 & 0x7F) | ((int64_t)b1 << 7), *size = 2;
+        return 1;
+    }
+    if (pos + 2 >= end)
+        return 0;
+    const uint8_t b2 = b[pos + 2];
+    if (b2 >= 0x80)
+        return 0;
+    *value = (b0 & 0x7F) | ((int64_t)(b1 & 0x7F) << 7) | ((int64_t)b2 << 14), *size = 3;
+    return 1;
+}
+
+typedef struct {
+    int count;
+    const uint8_t *key[MAX_KEYS];
+    int64_t length[MAX_KEYS];
+} Keys;
+
+/* One map entry buf[es:ee): {1: key, 2: Feature {kind: list {} or {1: payload}}}.
+ * Returns the key's index, or -1 when the entry is not of the plain layout or its
+ * key is unknown; sets the Feature's list kind and its payload's span. */
+static int entry(const uint8_t *b, int64_t es, int64_t ee, const Keys *keys, int64_t *kind,
+                 int64_t *pstart, int64_t *plen)
+{
+    if (ee - es < 3 || b[es] != TAG_1)
+        return -1;
+    const int64_t klen = b[es + 1];
+    const int64_t kend = es + 2 + klen;
+    if (klen >= 0x80 || kend >= ee || b[kend] != TAG_2)
+        return -1;
+    int64_t vlen, lsize;
+    if (!varint3(b, kend + 1, ee, &vlen, &lsize))
+        return -1;
+    const int64_t vstart = kend + 1 + lsize;
+    if (vstart + vlen != ee || vlen < 2)
+        return -1;
+    *kind = b[vstart];
+    int64_t llen;
+    if (!varint3(b, vstart + 1, ee, &llen, &lsize))
+        return -1;
+    const int64_t lstart = vstart + 1 + lsize;
+    if (lstart + llen != ee)
+        return -1;
+    if (*kind != BYTES_LIST && *kind != FLOAT_LIST && *kind != INT64_LIST)
+        return -1;
+    if (llen == 0) {
+        /* An empty bytes list is not "one id": the general decoder judges it. */
+        if (*kind == BYTES_LIST)
+            return -1;
+        *pstart = ee, *plen = 0;
+    } else {
+        if (b[lstart] != TAG_1 || !varint3(b, lstart + 1, ee, plen, &lsize))
+            return -1;
+        *pstart = lstart + 1 + lsize;
+        if (*pstart + *plen != ee)
+            return -1;
+    }
+    if (*kind == FLOAT_LIST && *plen % 4 != 0)
+        return -1;
+    for (int q = 0; q < keys->count; q++)
+        if (keys->length[q] == klen && memcmp(b + es + 2, keys->key[q], (size_t)klen) == 0)
+            return q;
+    return -1;
+}
+
+/* Record buf[s:e): whether plain; fills its column of the (keys, n) tables. */
+static int record(const uint8_t *b, int64_t s, int64_t e, const Keys *keys, int64_t n,
+                  int64_t r, int64_t *kind, int64_t *start, int64_t *length)
+{
+    /* Example: field 1 (the Features) over the whole record, or followed by 12 00. */
+    int64_t flen, size;
+    if (e - s < 2 || b[s] != TAG_1 || !varint3(b, s + 1, e, &flen, &size))
+        return 0;
+    const int64_t fstart = s + 1 + size, fend = fstart + flen;
+    const int64_t tail = e - fend;
+    if (!(tail == 0 || (tail == 2 && b[e - 2] == TAG_2 && b[e - 1] == 0)))
+        return 0;
+    int seen[MAX_KEYS] = {0};
+    int entries = 0;
+    for (int64_t pos = fstart; pos < fend; entries++) {
+        /* More entries than keys: some key repeats or is unknown. */
+        if (entries == keys->count || b[pos] != TAG_1)
+            return 0;
+        int64_t elen;
+        if (!varint3(b, pos + 1, fend, &elen, &size))
+            return 0;
+        const int64_t es = pos + 1 + size, ee = es + elen;
+        if (ee > fend)
+            return 0;
+        int64_t k, ps, pl;
+        const int q = entry(b, es, ee, keys, &k, &ps, &pl);
+        /* A key seen twice: protobuf keeps the last; the general decoder does that. */
+        if (q < 0 || seen[q])
+            return 0;
+        seen[q] = 1;
+        kind[q * n + r] = k;
+        start[q * n + r] = ps;
+        length[q * n + r] = pl;
+        pos = ee;
+    }
+    return 1;
+}
+
+static int check_len(const Py_buffer *buf, Py_ssize_t items, Py_ssize_t itemsize, const char *name)
+{
+    if (buf->len != items * itemsize) {
+        PyErr_Format(PyExc_ValueError, "%s holds %zd bytes, expected %zd", name, buf->len,
+                     items * itemsize);
+        return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(scan_doc,
+             "scan(buf, starts, ends, keys, plain, kind, start, length) -> None\n\n"
+             "The Examples buf[starts[i]:ends[i]] (int64), against the known keys (a\n"
+             "tuple of bytes): plain[i] (uint8) whether record i is of the plain layout,\n"
+             "and for key q, kind/start/length[q, i] (int64, zero-filled by the caller)\n"
+             "of its Feature's list. As fastparse.scan_examples, without the int64 values.");
+
+static PyObject *py_scan(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer buf, starts_buf, ends_buf, plain_buf, kind_buf, start_buf, length_buf;
+    PyObject *key_tuple;
+    if (!PyArg_ParseTuple(args, "y*y*y*O!w*w*w*w*", &buf, &starts_buf, &ends_buf, &PyTuple_Type,
+                          &key_tuple, &plain_buf, &kind_buf, &start_buf, &length_buf))
+        return NULL;
+    PyObject *result = NULL;
+    Keys keys = {0};
+    keys.count = (int)PyTuple_GET_SIZE(key_tuple);
+    if (keys.count < 1 || keys.count > MAX_KEYS) {
+        PyErr_Format(PyExc_ValueError, "between 1 and %d keys, got %d", MAX_KEYS, keys.count);
+        goto done;
+    }
+    for (int q = 0; q < keys.count; q++) {
+        PyObject *key = PyTuple_GET_ITEM(key_tuple, q);
+        if (!PyBytes_Check(key)) {
+            PyErr_SetString(PyExc_TypeError, "keys must be bytes");
+            goto done;
+        }
+        keys.key[q] = (const uint8_t *)PyBytes_AS_STRING(key);
+        keys.length[q] = PyBytes_GET_SIZE(key);
+    }
+    const Py_ssize_t n = starts_buf.len / 8;
+    if (starts_buf.len % 8 || check_len(&ends_buf, n, 8, "ends") ||
+        check_len(&plain_buf, n, 1, "plain") || check_len(&kind_buf, keys.count * n, 8, "kind") ||
+        check_len(&start_buf, keys.count * n, 8, "start") ||
+        check_len(&length_buf, keys.count * n, 8, "length"))
+        goto done;
+    const int64_t *starts = starts_buf.buf, *ends = ends_buf.buf;
+    for (Py_ssize_t r = 0; r < n; r++) {
+        if (starts[r] < 0 || starts[r] > ends[r] || ends[r] > buf.len) {
+            PyErr_Format(PyExc_ValueError, "record %zd [%lld, %lld) is outside the buffer", r,
+                         (long long)starts[r], (long long)ends[r]);
+            goto done;
+        }
+    }
+    const uint8_t *b = buf.buf;
+    uint8_t *plain = plain_buf.buf;
+    int64_t *kind = kind_buf.buf, *start = start_buf.buf, *length = length_buf.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < n; r++)
+        plain[r] = (uint8_t)record(b, starts[r], ends[r], &keys, n, r, kind, start, length);
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&buf);
+    PyBuffer_Release(&starts_buf);
+    PyBuffer_Release(&ends_buf);
+    PyBuffer_Release(&plain_buf);
+    PyBuffer_Release(&kind_buf);
+    PyBuffer_Release(&start_buf);
+    PyBuffer_Release(&length_buf);
+    return result;
+}
+
+PyDoc_STRVAR(chain_doc,
+             "chain(buf, heads) -> (count, offset)\n\n"
+             "Walk a TFRecord file's lengths: heads (int64, at least len(buf) // 12 + 1\n"
+             "places) gets the offset of each record header that has its 12 bytes; the\n"
+             "walk stops where fewer are left. offset is where the next header would be\n"
+             "(beyond len(buf) when the last record is cut short). Checks nothing else.");
+
+static PyObject *py_chain(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer buf, heads_buf;
+    if (!PyArg_ParseTuple(args, "y*w*", &buf, &heads_buf))
+        return NULL;
+    PyObject *result = NULL;
+    const int64_t size = buf.len;
+    if (heads_buf.len < (size / 12 + 1) * 8) {
+        PyErr_SetString(PyExc_ValueError, "heads has too few places");
+        goto done;
+    }
+    const uint8_t *b = buf.buf;
+    int64_t *heads = heads_buf.buf;
+    int64_t offset = 0, count = 0;
+    Py_BEGIN_ALLOW_THREADS
+    while (size - offset >= 12) {
+        heads[count++] = offset;
+        uint64_t length = 0;
+        for (int q = 7; q >= 0; q--) /* little-endian, whatever the CPU */
+            length = length << 8 | b[offset + q];
+        if (length > (uint64_t)(size - offset)) {
+            offset = size + 1;
+            break;
+        }
+        offset += (int64_t)length + 16;
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_BuildValue("(LL)", (long long)count, (long long)offset);
+done:
+    PyBuffer_Release(&buf);
+    PyBuffer_Release(&heads_buf);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"scan", py_scan, METH_VARARGS, scan_doc},
+    {"chain", py_chain, METH_VARARGS, chain_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_native_examples", "TFRecord length chains and Example scans.", -1,
+    methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__native_examples(void) { return PyModule_Create(&module); }
