@@ -1,4 +1,4 @@
-"""Ingest speed: ``yt8m ingest`` (``yt8mkit.data.ingest.ingest``, CRCs checked, 2 workers,
+"""Ingest speed: ``yt8m ingest`` (``yt8mkit.data.ingest.ingest``, CRCs checked, 2 decoding threads,
 end to end into a fresh store in a temporary directory) against TensorFlow's fastest
 parse of the same files (``tf_parse.py``: TFRecordDataset, batches of 256, vectorised
 ``tf.io.parse_example``), on the real video-level shards of ``yt8m-2018-video/dev``.
@@ -76,7 +76,8 @@ class TensorFlowReference:
 
 
 def _cpu_seconds() -> tuple[float, float]:
-    """CPU time of this process, and of its reaped children (ingest's workers)."""
+    """CPU time of this process (ingest's decoding threads included), and of its reaped
+    children (none since ingest decodes on threads; kept so that a change back shows)."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
@@ -211,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         parent = statistics.median(row["parent_cpu_seconds"])
         total = statistics.median(row["cpu_seconds"])
         console.print(
-            f"{name}: CPU {total:.3f} s a run, of which the parent process {parent:.3f} s"
+            f"{name}: CPU {total:.3f} s a run, of which this process {parent:.3f} s"
         )
     console.print(
         f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "

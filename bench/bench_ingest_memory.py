@@ -1,14 +1,10 @@
-"""Ingest memory: peak RSS of ``yt8m ingest`` (the parent and its worker processes) for
+"""Ingest memory: peak RSS of ``yt8m ingest`` (one process; its workers are threads) for
 the first 10 files of ``yt8m-2018-video/dev`` and for all 100. Ingest streams, so the
 peak must not grow with the input.
 
 Each ingest runs in a fresh Python process, so that nothing from an earlier one stays
-in its heap. Two measures:
-
-- the sum of the RSS of that process and its workers, sampled every 2 ms from /proc
-  (pages shared after fork count once per process, so the sum overstates);
-- the exact per-process peaks from ``getrusage``: the parent's own, and the largest
-  worker's (``RUSAGE_CHILDREN``).
+in its heap. Two measures: the RSS of that process and any children, sampled every
+2 ms from /proc, and the process's exact peak from ``getrusage``.
 
     .venv/bin/python bench/bench_ingest_memory.py [--data DIR] [--workers 2]
 
@@ -37,7 +33,7 @@ DEV = ROOT.parent / "shared" / "data" / "yt8m-2018-video" / "dev"
 
 
 def _child(files: list[str], workers: int) -> None:
-    """Run in the measured process: one ingest, then its own and its workers' peaks."""
+    """Run in the measured process: one ingest, then its peak."""
     from yt8mkit.data.ingest import IngestConfig, ingest
 
     with tempfile.TemporaryDirectory(prefix="bench_ingest_memory_") as folder:
@@ -47,10 +43,7 @@ def _child(files: list[str], workers: int) -> None:
         json.dumps(
             {
                 "videos": meta.num_videos,
-                "parent_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * kib / 1e6,
-                "largest_worker_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-                * kib
-                / 1e6,
+                "process_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * kib / 1e6,
             }
         )
     )
@@ -98,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         rows[name]["files"] = len(subset)
         rows[name]["input_mb"] = sum(os.path.getsize(p) for p in subset) / 1e6
 
-    table = Table(title=f"ingest peak memory, {args.workers} workers")
-    columns = ("input", "videos", "input MB", "tree RSS MB", "parent MB", "worker MB")
+    table = Table(title=f"ingest peak memory, {args.workers} decoding threads")
+    columns = ("input", "videos", "input MB", "sampled RSS MB", "process peak MB")
     for column in columns:
         table.add_column(column, justify="left" if column == "input" else "right")
     for name, row in rows.items():
@@ -108,16 +101,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['videos']:,}",
             f"{row['input_mb']:.0f}",
             f"{row['tree_peak_mb']:.0f}",
-            f"{row['parent_peak_mb']:.0f}",
-            f"{row['largest_worker_peak_mb']:.0f}",
+            f"{row['process_peak_mb']:.0f}",
         )
     console.print(table)
     small, large = rows["10 files"], rows["100 files"]
     growth = large["tree_peak_mb"] / small["tree_peak_mb"]
     console.print(
-        f"10x the input: peak RSS x{growth:.2f} (process tree), "
-        f"parent x{large['parent_peak_mb'] / small['parent_peak_mb']:.2f}, "
-        f"largest worker x{large['largest_worker_peak_mb'] / small['largest_worker_peak_mb']:.2f}"
+        f"10x the input: sampled peak RSS x{growth:.2f}, "
+        f"process peak x{large['process_peak_mb'] / small['process_peak_mb']:.2f}"
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {

@@ -18,7 +18,7 @@ from yt8mkit.errors import Yt8mError
 def ingest(
     sources: Annotated[list[str], typer.Argument(help="TFRecord files, folders or globs.")],
     out: Annotated[Path, typer.Option("--out", help="Store directory to write.")],
-    workers: Annotated[int, typer.Option(help="Decoding processes.")] = 2,
+    workers: Annotated[int, typer.Option(help="Decoding threads.")] = 2,
     num_classes: Annotated[
         int | None, typer.Option(help="Class count (default: largest label + 1).")
     ] = None,

@@ -1,8 +1,14 @@
 """Ingest: TFRecord shards into a store, in parallel, streaming, resumable.
 
-Workers each decode one shard (``read_shard``); the parent appends chunks in file
-order. At most ``2 * workers`` shards are decoded or waiting at any time, so memory
-is bounded by a few shards whatever the input size.
+Worker threads each decode one shard (``read_shard``); the calling thread appends
+chunks in file order. At most ``2 * workers`` shards are decoded or waiting at any
+time, so memory is bounded by a few shards whatever the input size.
+
+Threads, not processes: the decoding runs outside the GIL for the most part (the C
+walks of ``native_examples.c``, numpy, PyTorch's float16 cast), so threads overlap on
+the cores, and no decoded shard is pickled from one process to another. Measured on
+``dev/``, the pickling made the parent the bottleneck (0.84x TensorFlow with
+processes); frame-level shards, whose frames are large, gained most.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import os
 import platform
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -69,8 +75,8 @@ def _glibc() -> ctypes.CDLL | None:
 def _keep_freed_memory() -> None:
     """Let glibc keep freed memory for reuse instead of giving it back to the OS.
 
-    Every shard allocates a few arrays of about a MB (file bytes, features, the chunk
-    sent between processes), above glibc's thresholds for mapping fresh pages and for
+    Every shard allocates a few arrays of about a MB (features and their casts), above
+    glibc's thresholds for mapping fresh pages and for
     returning them; the page faults of touching fresh pages again for every shard cost
     more than all of the decoding (about 1,400 faults, over 2 ms, a shard here).
     Memory held stays that of the largest shard, so it is still bounded."""
@@ -80,18 +86,10 @@ def _keep_freed_memory() -> None:
         libc.mallopt(_M_TRIM_THRESHOLD, 4 * _MMAP_THRESHOLD_MAX)
 
 
-def _init_worker() -> None:
-    """A decoding process: freed memory kept (above), and one PyTorch thread. Each
-    worker already has a core of its own; more threads for its float16 casts would
-    only compete with the other workers (and spin while they wait)."""
-    _keep_freed_memory()
-    torch.set_num_threads(1)
-
-
 @contextmanager
 def _freed_memory_kept() -> Iterator[None]:
-    """``_keep_freed_memory`` for the parent while it ingests; afterwards glibc's default
-    values (held fixed: glibc no longer adjusts them itself) and freed memory returned."""
+    """``_keep_freed_memory`` while ingesting; afterwards glibc's default values (held
+    fixed: glibc no longer adjusts them itself) and freed memory returned."""
     _keep_freed_memory()
     try:
         yield
@@ -101,6 +99,19 @@ def _freed_memory_kept() -> Iterator[None]:
             libc.mallopt(_M_MMAP_THRESHOLD, _GLIBC_DEFAULT)
             libc.mallopt(_M_TRIM_THRESHOLD, _GLIBC_DEFAULT)
             libc.malloc_trim(0)
+
+
+@contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """One PyTorch thread while ingesting: each decoding thread already has a core, and
+    PyTorch's own threads for the float16 casts would only compete with them (and spin
+    while they wait). The previous setting is restored."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def ingest(
@@ -122,7 +133,7 @@ def ingest(
     writer = StoreWriter(out_path, [str(Path(f).resolve()) for f in files], key, config.video_dtype)
     start = writer.open(resume=config.resume)
     try:
-        with _freed_memory_kept():
+        with _freed_memory_kept(), _one_torch_thread():
             for chunk in _decode_in_order(files[start:], options, config.workers):
                 writer.check_chunk(chunk)
                 writer.append(chunk)
@@ -145,7 +156,7 @@ def _decode_in_order(
             yield read_shard(path, options)
         return
     window = 2 * workers
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: deque[Future[ShardChunk]] = deque()
         queue = iter(files)
         for path in queue:

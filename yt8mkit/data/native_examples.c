@@ -256,7 +256,55 @@ done:
     return result;
 }
 
+typedef uint32_t (*crc_fn)(const uint8_t *data, size_t count);
+
+PyDoc_STRVAR(crcs_doc,
+             "crcs(buf, starts, ends, crc32c_value, out) -> None\n\n"
+             "out[i] (uint32) = crc32c_value(buf[starts[i]:ends[i]]), where crc32c_value\n"
+             "is the address of that C function of Google's crc32c library (the one the\n"
+             "google-crc32c wheel ships; see native.py), called with the GIL released.");
+
+static PyObject *py_crcs(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer buf, starts_buf, ends_buf, out_buf;
+    unsigned long long address;
+    if (!PyArg_ParseTuple(args, "y*y*y*Kw*", &buf, &starts_buf, &ends_buf, &address, &out_buf))
+        return NULL;
+    PyObject *result = NULL;
+    const Py_ssize_t n = starts_buf.len / 8;
+    if (starts_buf.len % 8 || check_len(&ends_buf, n, 8, "ends") || check_len(&out_buf, n, 4, "out"))
+        goto done;
+    if (!address) {
+        PyErr_SetString(PyExc_ValueError, "no crc32c_value function");
+        goto done;
+    }
+    const int64_t *starts = starts_buf.buf, *ends = ends_buf.buf;
+    for (Py_ssize_t r = 0; r < n; r++) {
+        if (starts[r] < 0 || starts[r] > ends[r] || ends[r] > buf.len) {
+            PyErr_Format(PyExc_ValueError, "record %zd [%lld, %lld) is outside the buffer", r,
+                         (long long)starts[r], (long long)ends[r]);
+            goto done;
+        }
+    }
+    const crc_fn crc = (crc_fn)(uintptr_t)address;
+    const uint8_t *b = buf.buf;
+    uint32_t *out = out_buf.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < n; r++)
+        out[r] = crc(b + starts[r], (size_t)(ends[r] - starts[r]));
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&buf);
+    PyBuffer_Release(&starts_buf);
+    PyBuffer_Release(&ends_buf);
+    PyBuffer_Release(&out_buf);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"crcs", py_crcs, METH_VARARGS, crcs_doc},
     {"scan", py_scan, METH_VARARGS, scan_doc},
     {"chain", py_chain, METH_VARARGS, chain_doc},
     {NULL, NULL, 0, NULL},
