@@ -88,3 +88,20 @@ def test_payload_crcs_come_from_google_crc32c_library() -> None:
         native.crcs(buf, starts, ends + 20_000, crc32c_value, out)
     with pytest.raises(ValueError, match="no crc32c_value"):
         native.crcs(buf, starts, ends, 0, out)
+
+
+def test_varints_equal_the_numpy_decoder_on_random_bytes() -> None:
+    # Random bytes make every kind of run: short and long varints, runs ending inside
+    # one, 10th bytes above 1, 11-byte varints; counts and values must match too.
+    rng = np.random.default_rng(8)
+    for trial in range(20):
+        high = rng.random() < 0.5  # many continuation bits: long varints
+        data = rng.integers(0x70 if high else 0, 256, 4000).astype(np.uint8)
+        lengths = rng.integers(0, 40, 80).astype(np.int64)
+        starts = np.sort(rng.integers(0, 4000 - 40, 80)).astype(np.int64)
+        ours = fastparse.decode_varints(data, starts, lengths, native=True)
+        ref = fastparse.decode_varints(data, starts, lengths, native=False)
+        for got, want in zip(ours, ref):
+            np.testing.assert_array_equal(got, want, err_msg=f"trial {trial}")
+    with pytest.raises(ValueError, match="outside the buffer"):
+        fastparse.decode_varints(data, np.array([3990]), np.array([20]), native=True)

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided, sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
 from yt8mkit.data.native import native_examples
 
@@ -306,14 +306,18 @@ def _with_int64_values(buf: np.ndarray, scan: ExampleScan) -> ExampleScan:
 
 
 def decode_varints(
-    buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray
+    buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray, native: bool | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The packed int64 runs ``buf[starts[i]:starts[i] + lengths[i]]``, all at once.
 
     Returns (values, count of values of each run, valid). A run is invalid if it ends
     inside a varint or holds a varint the general decoder rejects or cannot hold in
     int64 (over 10 bytes, or a 10th byte above 1); its values are still in ``values``
-    so that the counts add up."""
+    so that the counts add up. In C where it was built (``native`` forces one way)."""
+    if native is None:
+        native = native_examples is not None
+    if native:
+        return _decode_varints_native(buf, starts, lengths)
     runs = len(starts)
     valid = np.ones(runs, bool)
     total = int(lengths.sum())
@@ -345,6 +349,19 @@ def decode_varints(
     return values.view(np.int64), counts, valid
 
 
+def _decode_varints_native(
+    buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    starts = np.ascontiguousarray(starts, np.int64)
+    lengths = np.ascontiguousarray(lengths, np.int64)
+    values = np.empty(int(lengths.sum()), np.int64)
+    counts = np.empty(len(starts), np.int64)
+    valid = np.empty(len(starts), np.uint8)
+    assert native_examples is not None
+    found = native_examples.varints(buf, starts, lengths, values, counts, valid)
+    return values[:found], counts, valid.view(bool)
+
+
 def _run_of(positions: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """The run holding each byte position of the concatenated runs."""
     return np.searchsorted(offsets, positions, side="right") - 1
@@ -355,4 +372,9 @@ def gather_rows(buf: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
     sliding-window view copies whole rows, instead of indexing every byte."""
     if len(starts) == 0 or width == 0:
         return np.zeros((len(starts), width), np.uint8)
-    return sliding_window_view(buf, width)[starts]
+    if width > len(buf):
+        raise ValueError(f"rows of {width} bytes in a buffer of {len(buf)}")
+    # The window view built directly: sliding_window_view's checks cost more than the
+    # copy for a shard's few hundred rows, and this runs twice a shard.
+    windows = np.ndarray((len(buf) - width + 1, width), np.uint8, buf, strides=(1, 1))
+    return windows[starts]

@@ -7,8 +7,8 @@ time, so memory is bounded by a few shards whatever the input size.
 Threads, not processes: the decoding runs outside the GIL for the most part (the C
 walks of ``native_examples.c``, numpy, PyTorch's float16 cast), so threads overlap on
 the cores, and no decoded shard is pickled from one process to another. Measured on
-``dev/``, the pickling made the parent the bottleneck (0.84x TensorFlow with
-processes); frame-level shards, whose frames are large, gained most.
+``dev/``, that pickling made the parent the bottleneck (0.84x TensorFlow with
+processes); frame-level shards, whose frames are large, cost the most to pickle.
 """
 
 from __future__ import annotations

@@ -256,6 +256,82 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(varints_doc,
+             "varints(buf, starts, lengths, values, counts, valid) -> int\n\n"
+             "The packed int64 runs buf[starts[i]:starts[i] + lengths[i]], as\n"
+             "fastparse.decode_varints: values (int64, room for sum(lengths)) one run\n"
+             "after another, counts[i] of them for run i, valid[i] (uint8) whether the\n"
+             "general decoder would accept the run. Returns how many values in all.");
+
+static PyObject *py_varints(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer buf, starts_buf, lengths_buf, values_buf, counts_buf, valid_buf;
+    if (!PyArg_ParseTuple(args, "y*y*y*w*w*w*", &buf, &starts_buf, &lengths_buf, &values_buf,
+                          &counts_buf, &valid_buf))
+        return NULL;
+    PyObject *result = NULL;
+    const Py_ssize_t runs = starts_buf.len / 8;
+    if (starts_buf.len % 8 || check_len(&lengths_buf, runs, 8, "lengths") ||
+        check_len(&counts_buf, runs, 8, "counts") || check_len(&valid_buf, runs, 1, "valid") ||
+        values_buf.len % 8)
+        goto done;
+    const int64_t *starts = starts_buf.buf, *lengths = lengths_buf.buf;
+    int64_t total = 0;
+    for (Py_ssize_t r = 0; r < runs; r++) {
+        if (lengths[r] < 0 || starts[r] < 0 || starts[r] > buf.len - lengths[r]) {
+            PyErr_Format(PyExc_ValueError, "run %zd is outside the buffer", r);
+            goto done;
+        }
+        total += lengths[r];
+    }
+    if (values_buf.len / 8 < total) {
+        PyErr_SetString(PyExc_ValueError, "values has too few places");
+        goto done;
+    }
+    const uint8_t *b = buf.buf;
+    int64_t *values = values_buf.buf, *counts = counts_buf.buf;
+    uint8_t *valid = valid_buf.buf;
+    int64_t m = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < runs; r++) {
+        int64_t pos = starts[r];
+        const int64_t end = pos + lengths[r], first = m;
+        uint8_t ok = 1;
+        while (pos < end) {
+            uint64_t value = 0;
+            for (int j = 0;; j++) {
+                const uint8_t byte = b[pos++];
+                if (j == 10)  /* an 11th byte: rejected */
+                    ok = 0;
+                else if (j == 9 && (byte & 0x7F) > 1)  /* bits past 64 */
+                    ok = 0;
+                if (j < 10)
+                    value |= (uint64_t)(byte & 0x7F) << (7 * j);
+                if (byte < 0x80)
+                    break;
+                if (pos == end) {  /* the run ends inside a varint */
+                    ok = 0;
+                    break;
+                }
+            }
+            values[m++] = (int64_t)value;
+        }
+        counts[r] = m - first;
+        valid[r] = ok;
+    }
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromLongLong((long long)m);
+done:
+    PyBuffer_Release(&buf);
+    PyBuffer_Release(&starts_buf);
+    PyBuffer_Release(&lengths_buf);
+    PyBuffer_Release(&values_buf);
+    PyBuffer_Release(&counts_buf);
+    PyBuffer_Release(&valid_buf);
+    return result;
+}
+
 typedef uint32_t (*crc_fn)(const uint8_t *data, size_t count);
 
 PyDoc_STRVAR(crcs_doc,
@@ -304,6 +380,7 @@ done:
 }
 
 static PyMethodDef methods[] = {
+    {"varints", py_varints, METH_VARARGS, varints_doc},
     {"crcs", py_crcs, METH_VARARGS, crcs_doc},
     {"scan", py_scan, METH_VARARGS, scan_doc},
     {"chain", py_chain, METH_VARARGS, chain_doc},
