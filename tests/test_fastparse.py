@@ -115,6 +115,20 @@ def _assert_same_scan(ours: ExampleScan, ref: ExampleScan) -> None:
         np.testing.assert_array_equal(other.values, span.values)
 
 
+def framed(payloads: list[bytes]) -> tuple[bytes, list[int], list[int]]:
+    """Payloads laid out as in a TFRecord file (a 12-byte header before each, a 4-byte
+    footer after, zeros here): the bytes, and where each payload starts and ends."""
+    data = bytearray()
+    starts, ends = [], []
+    for payload in payloads:
+        data += b"\x00" * 12
+        starts.append(len(data))
+        data += payload
+        ends.append(len(data))
+        data += b"\x00" * 4
+    return bytes(data), starts, ends
+
+
 def _assert_scan_matches_decoder(data: bytes, starts: list[int], ends: list[int]) -> int:
     """Every record the scan calls plain decodes, with the general decoder, to exactly
     the features the scan located, and the C and numpy walks agree on every record.
@@ -302,18 +316,9 @@ def _odd_records() -> dict[str, bytes]:
 
 def test_odd_layouts_scan_exactly_or_not_at_all() -> None:
     records = _odd_records()
-    data = bytearray()
-    starts, ends = [], []
-    for payload in records.values():
-        data += b"\x00" * 12
-        starts.append(len(data))
-        data += payload
-        ends.append(len(data))
-        data += b"\x00" * 4
-    plain = _assert_scan_matches_decoder(bytes(data), starts, ends)
-    scan = scan_examples(
-        np.frombuffer(bytes(data), np.uint8), np.array(starts), np.array(ends), KEYS
-    )
+    data, starts, ends = framed(list(records.values()))
+    plain = _assert_scan_matches_decoder(data, starts, ends)
+    scan = scan_examples(np.frombuffer(data, np.uint8), np.array(starts), np.array(ends), KEYS)
     names = list(records)
     plain_names = {names[i] for i in np.flatnonzero(scan.plain)}
     # The encodings the scan must take (the writer's, in any order), and those it must
@@ -404,15 +409,7 @@ def test_fuzzed_records_equal_sequential(tmp_path: Path) -> None:
             mutated[position] = value
             payloads.append(bytes(mutated))
     payloads.append(base[2][:-1])
-    data = bytearray()
-    starts, ends = [], []
-    for payload in payloads:
-        data += b"\x00" * 12
-        starts.append(len(data))
-        data += payload
-        ends.append(len(data))
-        data += b"\x00" * 4
-    _assert_scan_matches_decoder(bytes(data), starts, ends)
+    _assert_scan_matches_decoder(*framed(payloads))
     path = _write(tmp_path / "fuzz.tfrecord", payloads)
     for skip in (True, False):
         _compare_read_shard(path, skip_corrupt=skip, num_classes=1000)

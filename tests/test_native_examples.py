@@ -10,7 +10,7 @@ import google_crc32c
 import numpy as np
 import pytest
 
-from tests.test_fastparse import _assert_scan_matches_decoder
+from tests.test_fastparse import _assert_scan_matches_decoder, framed
 from yt8mkit.data import fastparse
 from yt8mkit.data.native import crc32c_value
 from yt8mkit.data.tfrecord import read_spans
@@ -27,8 +27,7 @@ def test_c_and_numpy_scans_agree_on_mangled_real_records(smoke_dir: Path) -> Non
     decides every record as the numpy walk does, and is exact where it says plain."""
     spans = read_spans(smoke_dir / "validate00.tfrecord")
     rng = np.random.default_rng(23)
-    data = bytearray()
-    starts, ends = [], []
+    records = []
     for i in range(600):
         record = bytearray(spans.payload(i % len(spans)))
         for _ in range(int(rng.integers(0, 4))):
@@ -41,12 +40,8 @@ def test_c_and_numpy_scans_agree_on_mangled_real_records(smoke_dir: Path) -> Non
             record = record[: int(rng.integers(0, len(record)))]
         elif cut < 0.15:
             record += bytes(rng.integers(0, 256, int(rng.integers(1, 6))).astype(np.uint8))
-        data += b"\x00" * 12
-        starts.append(len(data))
-        data += record
-        ends.append(len(data))
-        data += b"\x00" * 4
-    plain = _assert_scan_matches_decoder(bytes(data), starts, ends)
+        records.append(bytes(record))
+    plain = _assert_scan_matches_decoder(*framed(records))
     assert 100 < plain < 600  # both kinds of record were made
 
 

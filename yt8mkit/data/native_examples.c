@@ -150,6 +150,20 @@ static int check_len(const Py_buffer *buf, Py_ssize_t items, Py_ssize_t itemsize
     return 0;
 }
 
+/* Every record [starts[r], ends[r]) inside the buffer, checked before any is read. */
+static int check_spans(const Py_buffer *buf, const int64_t *starts, const int64_t *ends,
+                       Py_ssize_t n)
+{
+    for (Py_ssize_t r = 0; r < n; r++) {
+        if (starts[r] < 0 || starts[r] > ends[r] || ends[r] > buf->len) {
+            PyErr_Format(PyExc_ValueError, "record %zd [%lld, %lld) is outside the buffer", r,
+                         (long long)starts[r], (long long)ends[r]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 PyDoc_STRVAR(scan_doc,
              "scan(buf, starts, ends, keys, plain, kind, start, length) -> None\n\n"
              "The Examples buf[starts[i]:ends[i]] (int64), against the known keys (a\n"
@@ -188,13 +202,8 @@ static PyObject *py_scan(PyObject *self, PyObject *args)
         check_len(&length_buf, keys.count * n, 8, "length"))
         goto done;
     const int64_t *starts = starts_buf.buf, *ends = ends_buf.buf;
-    for (Py_ssize_t r = 0; r < n; r++) {
-        if (starts[r] < 0 || starts[r] > ends[r] || ends[r] > buf.len) {
-            PyErr_Format(PyExc_ValueError, "record %zd [%lld, %lld) is outside the buffer", r,
-                         (long long)starts[r], (long long)ends[r]);
-            goto done;
-        }
-    }
+    if (check_spans(&buf, starts, ends, n))
+        goto done;
     const uint8_t *b = buf.buf;
     uint8_t *plain = plain_buf.buf;
     int64_t *kind = kind_buf.buf, *start = start_buf.buf, *length = length_buf.buf;
@@ -356,13 +365,8 @@ static PyObject *py_crcs(PyObject *self, PyObject *args)
         goto done;
     }
     const int64_t *starts = starts_buf.buf, *ends = ends_buf.buf;
-    for (Py_ssize_t r = 0; r < n; r++) {
-        if (starts[r] < 0 || starts[r] > ends[r] || ends[r] > buf.len) {
-            PyErr_Format(PyExc_ValueError, "record %zd [%lld, %lld) is outside the buffer", r,
-                         (long long)starts[r], (long long)ends[r]);
-            goto done;
-        }
-    }
+    if (check_spans(&buf, starts, ends, n))
+        goto done;
     const crc_fn crc = (crc_fn)(uintptr_t)address;
     const uint8_t *b = buf.buf;
     uint32_t *out = out_buf.buf;
