@@ -76,9 +76,9 @@ def _keep_freed_memory() -> None:
     """Let glibc keep freed memory for reuse instead of giving it back to the OS.
 
     Every shard allocates a few arrays of about a MB (features and their casts), above
-    glibc's thresholds for mapping fresh pages and for
-    returning them; the page faults of touching fresh pages again for every shard cost
-    more than all of the decoding (about 1,400 faults, over 2 ms, a shard here).
+    glibc's thresholds for mapping fresh pages and for returning them; the page faults
+    of touching fresh pages again for every shard cost more than all of the decoding
+    (about 1,400 faults, over 2 ms, a shard, when this was measured with processes).
     Memory held stays that of the largest shard, so it is still bounded."""
     libc = _glibc()
     if libc is not None:

@@ -211,7 +211,7 @@ def _payload_crcs(
 
 def read_spans(path: str | os.PathLike[str], check_crc: bool = True) -> RecordSpans:
     """Frame a whole file: the same checks and messages as ``TFRecordReader``, in bulk
-    (the length CRCs as numpy comparisons, one google-crc32c call a payload)."""
+    (the length CRCs as numpy comparisons, the payload CRCs by ``_payload_crcs``)."""
     name = str(path)
     # Mapped, not read: a frame-level shard can be hundreds of MB, and its pages then stay
     # page cache (shared, reclaimable) instead of a private copy. The map closes when the
