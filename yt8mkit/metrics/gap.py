@@ -15,9 +15,12 @@ chosen with the lower class index first among equal scores (see ``topk``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from yt8mkit.metrics.topk import (
+    BLOCK_ROWS,
     NATIVE_BLOCK_ROWS,
     Backend,
     Labels,
@@ -32,6 +35,8 @@ from yt8mkit.metrics.topk import (
     select_block,
     use_native,
 )
+
+BlockFn = Callable[[int, int], tuple[np.ndarray, np.ndarray]]
 
 # Below this many retrieved scores a part, average_precision stays on one thread.
 PARALLEL_AP_MIN = 1 << 19
@@ -104,8 +109,17 @@ class GapAccumulator:
         if probs.shape[1] == 0:
             raise ValueError("scores have no classes")
         if use_native(probs.dtype, self.backend):
-            self._add_native(probs, labels)
-            return
+            run, rows = self._native_blocks(probs, labels), NATIVE_BLOCK_ROWS
+        else:
+            run, rows = self._numpy_blocks(probs, labels), BLOCK_ROWS
+        for retrieved, positives in map_blocks(run, probs.shape[0], rows=rows):
+            self._retrieved.append(retrieved)
+            self._positives.append(positives)
+        self.num_positives += len(labels.indices)
+        self.num_videos += probs.shape[0]
+
+    def _numpy_blocks(self, probs: np.ndarray, labels: Labels) -> BlockFn:
+        """(retrieved, retrieved positives) of rows start:stop, by ``select_block``."""
 
         def run(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
             block = np.ascontiguousarray(probs[start:stop])
@@ -117,13 +131,10 @@ class GapAccumulator:
             vals = block[rows, cols]
             return sel.vals, vals[sel.contains(rows, cols, vals)]
 
-        for retrieved, positives in map_blocks(run, probs.shape[0]):
-            self._retrieved.append(retrieved)
-            self._positives.append(positives)
-        self.num_positives += len(labels.indices)
-        self.num_videos += probs.shape[0]
+        return run
 
-    def _add_native(self, probs: np.ndarray, labels: Labels) -> None:
+    def _native_blocks(self, probs: np.ndarray, labels: Labels) -> BlockFn:
+        """The same as ``_numpy_blocks``, by the C kernel."""
         k = min(self.k, probs.shape[1])
         indptr = labels.indptr
         classes = np.ascontiguousarray(labels.indices, np.int32)
@@ -137,11 +148,7 @@ class GapAccumulator:
             _native_topk.label_hits(indices, stop - start, k, rows, classes, num_classes, hits)
             return values.ravel(), values[hits]
 
-        for retrieved, positives in map_blocks(run, probs.shape[0], rows=NATIVE_BLOCK_ROWS):
-            self._retrieved.append(retrieved)
-            self._positives.append(positives)
-        self.num_positives += len(labels.indices)
-        self.num_videos += probs.shape[0]
+        return run
 
     def add_top_k(
         self, indices: np.ndarray, scores: np.ndarray, labels: Labels | np.ndarray
