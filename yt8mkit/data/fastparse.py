@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -264,18 +265,24 @@ def scan_examples(
     return _with_int64_values(buf, ExampleScan(plain, spans))
 
 
+def _required_native() -> ModuleType:
+    """The C walks, asked for explicitly (``native=True``): an error if not built."""
+    if native_examples is None:
+        raise RuntimeError(
+            "the C walks (yt8mkit.data._native_examples) were not built: "
+            "reinstall yt8mkit where a C compiler is available"
+        )
+    return native_examples
+
+
 def _scan_native(
     buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, keys: Sequence[str]
 ) -> ExampleScan:
-    if native_examples is None:
-        raise RuntimeError(
-            "the C Example scan (yt8mkit.data._native_examples) was not built: "
-            "reinstall yt8mkit where a C compiler is available"
-        )
+    walks = _required_native()
     n = len(starts)
     plain = np.zeros(n, np.uint8)
     table = np.zeros((3, len(keys), n), np.int64)
-    native_examples.scan(
+    walks.scan(
         buf,
         np.ascontiguousarray(starts, np.int64),
         np.ascontiguousarray(ends, np.int64),
@@ -357,8 +364,7 @@ def _decode_varints_native(
     values = np.empty(int(lengths.sum()), np.int64)
     counts = np.empty(len(starts), np.int64)
     valid = np.empty(len(starts), np.uint8)
-    assert native_examples is not None
-    found = native_examples.varints(buf, starts, lengths, values, counts, valid)
+    found = _required_native().varints(buf, starts, lengths, values, counts, valid)
     return values[:found], counts, valid.view(bool)
 
 
