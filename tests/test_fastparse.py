@@ -499,15 +499,20 @@ def test_decode_varints_matches_protobuf_and_flags_bad_runs() -> None:
         assert list(ref.features.feature["labels"].int64_list.value) == run
 
 
-def test_video_dtype_conversion_matches_numpy() -> None:
-    # Every rounding decision of float16: each half value, the float32 midpoints between
-    # neighbours and one float32 step either side, the subnormal range and overflow.
+def float16_rounding_cases() -> np.ndarray:
+    """Every rounding decision of float16 (float32 values, both signs): each half value,
+    the float32 midpoints between neighbours and one float32 step either side, the
+    subnormal range and overflow."""
     halves = np.arange(0x7C00, dtype=np.uint16).view(np.float16).astype(np.float32)
     mids = (halves[:-1] + (halves[1:] - halves[:-1]) / 2).astype(np.float32)
     steps = np.concatenate([mids, np.nextafter(mids, 0), np.nextafter(mids, np.inf)])
     extremes = np.array([65504, 65519.99, 65520, 1e10, 3e38, 1e-30, 0.0, -0.0], np.float32)
     values = np.concatenate([halves, steps, extremes, RNG.normal(size=1000).astype(np.float32)])
-    values = np.concatenate([values, -values]).reshape(-1, 2)
+    return np.concatenate([values, -values])
+
+
+def test_video_dtype_conversion_matches_numpy() -> None:
+    values = float16_rounding_cases().reshape(-1, 2)
     with np.errstate(over="ignore"):
         expected = values.astype(np.float16)
     got = as_video_dtype(values, "float16")

@@ -10,7 +10,7 @@ import google_crc32c
 import numpy as np
 import pytest
 
-from tests.test_fastparse import _assert_scan_matches_decoder, framed
+from tests.test_fastparse import _assert_scan_matches_decoder, float16_rounding_cases, framed
 from yt8mkit.data import fastparse
 from yt8mkit.data.native import crc32c_value
 from yt8mkit.data.tfrecord import read_spans
@@ -100,3 +100,60 @@ def test_varints_equal_the_numpy_decoder_on_random_bytes() -> None:
             np.testing.assert_array_equal(got, want, err_msg=f"trial {trial}")
     with pytest.raises(ValueError, match="outside the buffer"):
         fastparse.decode_varints(data, np.array([3990]), np.array([20]), native=True)
+
+
+def _cpu_flags() -> set[str]:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def test_float16_rows_where_the_cpu_converts() -> None:
+    converts = {"avx2", "f16c"} <= _cpu_flags()
+    assert bool(native.HALF) is converts
+
+
+@pytest.mark.parametrize("width", [1, 7, 8, 13, 1024])
+def test_feature_rows_copy_check_and_cast_as_numpy(width: int) -> None:
+    """Rows at odd byte offsets: float32 rows are the bytes, float16 rows numpy's cast
+    (every rounding case, tails of 1-7 values after the 8-wide steps), and a row with
+    NaN or Inf anywhere is flagged."""
+    rng = np.random.default_rng(width)
+    cases = float16_rounding_cases()
+    n = min(len(cases) // width, 2000)
+    values = rng.permutation(cases)[: n * width].reshape(n, width)
+    for bad in (np.nan, np.inf, -np.inf):
+        rows = rng.choice(n, 5, replace=False)
+        values[rows, rng.integers(0, width, 5)] = bad
+    values[-1, -1] = np.nan  # in the tail when there is one
+    gaps = rng.integers(0, 6, n)
+    starts = 3 + np.arange(n) * 4 * width + np.cumsum(gaps)
+    buf = np.zeros(int(starts[-1]) + 4 * width + 5, np.uint8)
+    for row, start in zip(values, starts):
+        buf[start : start + 4 * width] = np.frombuffer(row.tobytes(), np.uint8)
+    finite_rows = np.isfinite(values).all(axis=1)
+    assert 0 < finite_rows.sum() < n
+    for dtype in [np.float32] + ([np.float16] if native.HALF else []):
+        out = np.empty((n, width), dtype)
+        finite = np.empty(n, np.uint8)
+        native.rows(buf, starts.astype(np.int64), width, out, finite)
+        np.testing.assert_array_equal(finite.view(bool), finite_rows)
+        with np.errstate(over="ignore", invalid="ignore"):
+            expected = values.astype(dtype)
+        # Only rows that pass are kept; a NaN's payload bits are the CPU's choice.
+        assert out[finite_rows].tobytes() == expected[finite_rows].tobytes(), dtype
+        got, flags = fastparse.gather_features(buf, starts, width, dtype)
+        assert got.dtype == dtype and got[flags].tobytes() == expected[finite_rows].tobytes()
+
+
+def test_feature_rows_refuse_bad_arguments() -> None:
+    buf = np.zeros(100, np.uint8)
+    out = np.empty((2, 4), np.float32)
+    finite = np.empty(2, np.uint8)
+    with pytest.raises(ValueError, match="row 1 at byte 90 runs outside the buffer"):
+        native.rows(buf, np.array([0, 90]), 4, out, finite)
+    with pytest.raises(ValueError, match="out holds 32 bytes, expected 24"):
+        native.rows(buf, np.array([0, 50]), 3, out, finite)
+    with pytest.raises(ValueError, match="finite holds 2 bytes, expected 3"):
+        native.rows(buf, np.array([0, 20, 50]), 2, np.empty((3, 2), np.float32), finite)

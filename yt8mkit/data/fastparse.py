@@ -29,6 +29,7 @@ from types import ModuleType
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from yt8mkit.data.half import as_video_dtype
 from yt8mkit.data.native import native_examples
 
 _NATIVE_MAX_KEYS = 16  # MAX_KEYS of native_examples.c
@@ -371,6 +372,27 @@ def _decode_varints_native(
 def _run_of(positions: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """The run holding each byte position of the concatenated runs."""
     return np.searchsorted(offsets, positions, side="right") - 1
+
+
+def gather_features(
+    buf: np.ndarray, starts: np.ndarray, width: int, dtype: str | np.dtype
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``width`` little-endian float32 values at each start, as a (len(starts),
+    width) array of ``dtype``, and whether each row is all finite (checked before the
+    cast: a float32 too large for float16 is finite, and becomes infinity).
+
+    In C where it was built: the copy, the check and (with F16C) the float16 cast are
+    one pass over the rows without the GIL, instead of a fancy index, an isfinite and a
+    cast, each a pass of its own holding the GIL for a part."""
+    dtype = np.dtype(dtype)
+    if native_examples is None:
+        values = gather_rows(buf, starts, 4 * width).view("<f4")
+        return as_video_dtype(values, dtype), np.isfinite(values).all(axis=1)
+    half = dtype == np.float16 and bool(native_examples.HALF)
+    out = np.empty((len(starts), width), np.float16 if half else np.float32)
+    finite = np.empty(len(starts), np.uint8)
+    native_examples.rows(buf, np.ascontiguousarray(starts, np.int64), width, out, finite)
+    return as_video_dtype(out, dtype), finite.view(bool)
 
 
 def gather_rows(buf: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:

@@ -383,17 +383,143 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------ feature rows */
+
+/* Float32 bits with an all-ones exponent: Inf or NaN. */
+#define EXPONENT 0x7F800000u
+
+/* One row of width float32 values copied from src (any alignment) to dst; whether
+ * all of them are finite. Written to be vectorised by the compiler. */
+static int row_f32(const uint8_t *src, Py_ssize_t width, float *dst)
+{
+    memcpy(dst, src, (size_t)width * 4);
+    const uint32_t *bits = (const uint32_t *)dst;
+    uint32_t bad = 0;
+    for (Py_ssize_t i = 0; i < width; i++)
+        bad |= (bits[i] & EXPONENT) == EXPONENT;
+    return !bad;
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define HAVE_HALF_ROWS 1
+
+/* As row_f32, but converted to float16 by the CPU's conversion instruction, which
+ * rounds as IEEE 754 says (nearest, ties to even; subnormals; overflow to infinity),
+ * as numpy's and PyTorch's casts do. The row is read from memory once: the copy, the
+ * check and the cast are one pass. */
+__attribute__((target("avx2,f16c"))) static int row_f16(const uint8_t *src, Py_ssize_t width,
+                                                        uint16_t *dst)
+{
+    const __m256i exponent = _mm256_set1_epi32((int)EXPONENT);
+    __m256i bad = _mm256_setzero_si256();
+    Py_ssize_t i = 0;
+    for (; i + 8 <= width; i += 8) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(src + 4 * i));
+        bad = _mm256_or_si256(bad, _mm256_cmpeq_epi32(_mm256_and_si256(v, exponent), exponent));
+        _mm_storeu_si128((__m128i *)(dst + i),
+                         _mm256_cvtps_ph(_mm256_castsi256_ps(v), _MM_FROUND_TO_NEAREST_INT));
+    }
+    if (i < width) {
+        /* The tail through buffers of 8, zero-padded (zero is finite). */
+        uint32_t tail[8] = {0};
+        uint16_t half[8];
+        memcpy(tail, src + 4 * i, (size_t)(width - i) * 4);
+        const __m256i v = _mm256_loadu_si256((const __m256i *)tail);
+        bad = _mm256_or_si256(bad, _mm256_cmpeq_epi32(_mm256_and_si256(v, exponent), exponent));
+        _mm_storeu_si128((__m128i *)half,
+                         _mm256_cvtps_ph(_mm256_castsi256_ps(v), _MM_FROUND_TO_NEAREST_INT));
+        memcpy(dst + i, half, (size_t)(width - i) * 2);
+    }
+    return _mm256_testz_si256(bad, bad);
+}
+#endif
+
+/* Whether this CPU runs row_f16. */
+static int half_rows(void)
+{
+#ifdef HAVE_HALF_ROWS
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+#else
+    return 0;
+#endif
+}
+
+PyDoc_STRVAR(rows_doc,
+             "rows(buf, starts, width, out, finite) -> None\n\n"
+             "Row i of out = the width float32 values (little-endian) at buf[starts[i]:],\n"
+             "as float32 or, when out holds 2 bytes a value (only where HALF is true),\n"
+             "cast to float16; finite[i] (uint8) whether all of them are finite.\n"
+             "One pass over the rows, the GIL released.");
+
+static PyObject *py_rows(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer buf, starts_buf, out_buf, finite_buf;
+    Py_ssize_t width;
+    if (!PyArg_ParseTuple(args, "y*y*nw*w*", &buf, &starts_buf, &width, &out_buf, &finite_buf))
+        return NULL;
+    PyObject *result = NULL;
+    const Py_ssize_t n = starts_buf.len / 8;
+    if (starts_buf.len % 8 || width < 0 || check_len(&finite_buf, n, 1, "finite"))
+        goto done;
+    const int half = n && width && out_buf.len == n * width * 2;
+    if (!half && check_len(&out_buf, n * width, 4, "out"))
+        goto done;
+    if (half && !half_rows()) {
+        PyErr_SetString(PyExc_ValueError, "float16 rows need a CPU with AVX2 and F16C");
+        goto done;
+    }
+    const int64_t *starts = starts_buf.buf;
+    for (Py_ssize_t r = 0; r < n; r++) {
+        if (starts[r] < 0 || starts[r] + 4 * width > buf.len) {
+            PyErr_Format(PyExc_ValueError, "row %zd at byte %lld runs outside the buffer", r,
+                         (long long)starts[r]);
+            goto done;
+        }
+    }
+    const uint8_t *b = buf.buf;
+    uint8_t *finite = finite_buf.buf;
+    Py_BEGIN_ALLOW_THREADS
+#ifdef HAVE_HALF_ROWS
+    if (half)
+        for (Py_ssize_t r = 0; r < n; r++)
+            finite[r] = (uint8_t)row_f16(b + starts[r], width, (uint16_t *)out_buf.buf + r * width);
+    else
+#endif
+        for (Py_ssize_t r = 0; r < n; r++)
+            finite[r] = (uint8_t)row_f32(b + starts[r], width, (float *)out_buf.buf + r * width);
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&buf);
+    PyBuffer_Release(&starts_buf);
+    PyBuffer_Release(&out_buf);
+    PyBuffer_Release(&finite_buf);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"varints", py_varints, METH_VARARGS, varints_doc},
     {"crcs", py_crcs, METH_VARARGS, crcs_doc},
     {"scan", py_scan, METH_VARARGS, scan_doc},
     {"chain", py_chain, METH_VARARGS, chain_doc},
+    {"rows", py_rows, METH_VARARGS, rows_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_native_examples", "TFRecord length chains and Example scans.", -1,
+    PyModuleDef_HEAD_INIT, "_native_examples", "TFRecord length chains, Example scans and feature rows.", -1,
     methods, NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__native_examples(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__native_examples(void)
+{
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddIntConstant(m, "HALF", half_rows())) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -7,9 +7,9 @@ files (duplicate ids, one level and one set of dimensions for the whole store) a
 the writer's.
 
 Video-level shards are decoded a file at a time: framed and CRC-checked in bulk
-(``read_spans``), every Example located by ``fastparse.scan_examples``, every feature
-row gathered with one fancy index, and the checks run as numpy expressions over all
-records. The fast path only ever accepts a record that passes every check; any other
+(``read_spans``), every Example located by ``fastparse.scan_examples``, the feature
+rows copied, checked for NaN and Inf and cast in one pass (``gather_features``), and
+the other checks run as numpy expressions over all records. The fast path only ever accepts a record that passes every check; any other
 record (an unusual encoding, a fault) goes through the general decoder and the scalar
 checks, which stay the reference, so the errors and their messages are the same.
 """
@@ -22,7 +22,13 @@ from typing import Literal
 import numpy as np
 
 from yt8mkit.data.example import Feature, WireError, decode_example, decode_sequence_example
-from yt8mkit.data.fastparse import BYTES_LIST, FLOAT_LIST, INT64_LIST, gather_rows, scan_examples
+from yt8mkit.data.fastparse import (
+    BYTES_LIST,
+    FLOAT_LIST,
+    INT64_LIST,
+    gather_features,
+    scan_examples,
+)
 from yt8mkit.data.half import as_video_dtype
 from yt8mkit.data.quantize import dequantize
 from yt8mkit.data.schema import ID_KEYS, LABELS_KEY, FeatureSchema
@@ -207,7 +213,7 @@ class _Fast:
     labelled: np.ndarray
     label_counts: np.ndarray
     labels: np.ndarray  # the labels of every row, one row after another
-    video: dict[str, np.ndarray]  # float32 (rows, dim)
+    video: dict[str, np.ndarray]  # (rows, dim) in ShardOptions.video_dtype
     dims: dict[str, int]
 
 
@@ -249,13 +255,13 @@ def _fast_records(spans: RecordSpans, begin: int, options: ShardOptions) -> _Fas
         dims[m] = given if given is not None else int(width[first]) if ok.any() else 0
         ok &= width == dims[m]
     rows = np.flatnonzero(ok)
-    video = {
-        m: gather_rows(buf, scan.keys[key].start[rows], 4 * dims[m]).view("<f4")
-        for m, key in keys.items()
-    }
+    video = {}
     finite = np.ones(len(rows), bool)
-    for values in video.values():
-        finite &= np.isfinite(values).all(axis=1)
+    for m, key in keys.items():
+        video[m], finite_m = gather_features(
+            buf, scan.keys[key].start[rows], dims[m], options.video_dtype
+        )
+        finite &= finite_m
     if not finite.all():
         ok[rows[~finite]] = False
         rows = rows[finite]
