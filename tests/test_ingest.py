@@ -16,7 +16,8 @@ from yt8mkit.cli.main import app
 from yt8mkit.data.example import encode_example, encode_sequence_example
 from yt8mkit.data.folds import assign_folds, write_folds
 from yt8mkit.data.ingest import IngestConfig, ingest
-from yt8mkit.data.store import Store, partial_path
+from yt8mkit.data.shard import pack_ids
+from yt8mkit.data.store import Store, first_duplicate, partial_path
 from yt8mkit.data.tfrecord import TFRecordWriter, iter_records
 from yt8mkit.errors import BadInputError
 
@@ -217,9 +218,25 @@ def test_duplicate_id_across_files(tmp_path: Path) -> None:
 
 def test_duplicate_id_within_file(tmp_path: Path) -> None:
     a = _shard(tmp_path / "a.tfrecord", [_video("x1"), _video("x2"), _video("x1")])
-    with pytest.raises(BadInputError, match=r"record 2: duplicate video id 'x1'"):
+    with pytest.raises(BadInputError, match=r"record 2: duplicate video id 'x1'") as info:
         ingest([a], tmp_path / "s", CFG)
+    assert f"first seen in {a.resolve()}, record 0" in str(info.value)
     _assert_nothing_written(tmp_path / "s")
+
+
+def test_first_duplicate_compares_whole_ids() -> None:
+    # Prefixes, trailing zero bytes and empty ids are different ids; a slice of a
+    # larger blob (offsets not from 0) works as well.
+    def first(ids: list[bytes], pad: int = 0) -> tuple[int, int] | None:
+        blob, offsets = pack_ids(ids)
+        return first_duplicate(np.concatenate([np.ones(pad, np.uint8), blob]), offsets + pad)
+
+    distinct = [b"ab", b"ab\x00", b"a", b"", b"\x00", b"ba", b"b" * 300]
+    assert first(distinct) is None and first(distinct, pad=5) is None
+    assert first([*distinct, b"ab\x00"]) == (1, 7)
+    assert first([b"", b"x", b""], pad=3) == (0, 2)
+    assert first([b"only"]) is None and first([]) is None
+    assert first([bytes(256), bytes(65792)]) is None  # lengths equal in their low 2 bytes
 
 
 @pytest.mark.parametrize("kind", ["empty_file", "empty_folder", "missing"])

@@ -304,7 +304,13 @@ def _scan_native(
 
 def _with_int64_values(buf: np.ndarray, scan: ExampleScan) -> ExampleScan:
     """Decode the packed int64 lists of the plain records; a bad run unplains its record."""
-    for span in scan.keys.values():
+    spans = list(scan.keys.values())
+    if not spans:
+        return scan
+    # Which keys have any, found for all keys at once: usually only the labels do.
+    kinds = np.stack([span.kind for span in spans])
+    for q in np.flatnonzero(((kinds == INT64_LIST) & scan.plain).any(axis=1)).tolist():
+        span = spans[q]
         rows = np.flatnonzero(scan.plain & (span.kind == INT64_LIST))
         if rows.size:
             values, counts, valid = decode_varints(buf, span.start[rows], span.length[rows])
@@ -393,6 +399,18 @@ def gather_features(
     finite = np.empty(len(starts), np.uint8)
     native_examples.rows(buf, np.ascontiguousarray(starts, np.int64), width, out, finite)
     return as_video_dtype(out, dtype), finite.view(bool)
+
+
+def gather_spans(
+    buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The byte runs ``buf[starts[i]:starts[i] + lengths[i]]`` one after another, and
+    the offsets (len(starts) + 1) of each in the result."""
+    offsets = np.zeros(len(starts) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    at = np.arange(int(offsets[-1]), dtype=np.int64)
+    at += np.repeat(starts - offsets[:-1], lengths)
+    return buf[at], offsets
 
 
 def gather_rows(buf: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:

@@ -9,14 +9,16 @@ the writer's.
 Video-level shards are decoded a file at a time: framed and CRC-checked in bulk
 (``read_spans``), every Example located by ``fastparse.scan_examples``, the feature
 rows copied, checked for NaN and Inf and cast in one pass (``gather_features``), and
-the other checks run as numpy expressions over all records. The fast path only ever accepts a record that passes every check; any other
-record (an unusual encoding, a fault) goes through the general decoder and the scalar
-checks, which stay the reference, so the errors and their messages are the same.
+the other checks run as numpy expressions over all records. The fast path only ever
+accepts a record that passes every check; any other record (an unusual encoding, a
+fault) goes through the general decoder and the scalar checks, which stay the
+reference, so the errors and their messages are the same.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Literal
 
 import numpy as np
@@ -27,6 +29,7 @@ from yt8mkit.data.fastparse import (
     FLOAT_LIST,
     INT64_LIST,
     gather_features,
+    gather_spans,
     scan_examples,
 )
 from yt8mkit.data.half import as_video_dtype
@@ -44,7 +47,10 @@ class ShardChunk:
 
     path: str
     level: Level
-    ids: list[bytes] = field(default_factory=list)
+    # The ids one after another; video i's is id_bytes[id_offsets[i]:id_offsets[i + 1]].
+    # One array, not a list of bytes objects: the writer appends it as it is.
+    id_bytes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
+    id_offsets: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
     label_counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     label_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     labelled: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
@@ -61,11 +67,24 @@ class ShardChunk:
 
     @property
     def num_videos(self) -> int:
-        return len(self.ids)
+        return len(self.id_offsets) - 1
+
+    @property
+    def ids(self) -> list[bytes]:
+        blob = self.id_bytes.tobytes()
+        offsets = self.id_offsets.tolist()
+        return [blob[a:b] for a, b in pairwise(offsets)]
 
     @property
     def dims(self) -> dict[str, int]:
         return {name: int(values.shape[1]) for name, values in self.video.items()}
+
+
+def pack_ids(ids: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """``ShardChunk.id_bytes`` and ``id_offsets`` of a list of ids."""
+    lengths = np.fromiter(map(len, ids), np.int64, len(ids))
+    offsets = np.concatenate([np.zeros(1, np.int64), np.cumsum(lengths)])
+    return np.frombuffer(b"".join(ids), np.uint8), offsets
 
 
 @dataclass(frozen=True)
@@ -88,6 +107,21 @@ def detect_level(payload: bytes) -> Level:
     """A SequenceExample carries feature lists (field 2); an Example does not."""
     _, lists = decode_sequence_example(payload)
     return "frame" if lists else "video"
+
+
+def _scan_keys(schema: FeatureSchema) -> list[str]:
+    """The keys of a video-level record."""
+    return [*ID_KEYS, LABELS_KEY, *(schema.video_key(m) for m in schema.modalities)]
+
+
+def _level_of(spans: RecordSpans, i: int, schema: FeatureSchema) -> Level:
+    """``detect_level`` of record i. A record that the scan finds to be a plain Example
+    (so it has no feature lists) is video-level without the general decoder, which
+    costs more than the whole scan of a file."""
+    one = slice(i, i + 1)
+    if scan_examples(spans.buf, spans.start[one], spans.end[one], _scan_keys(schema)).plain[0]:
+        return "video"
+    return detect_level(spans.payload(i))
 
 
 class _RecordError(Exception):
@@ -209,7 +243,8 @@ class _Fast:
     """Records that passed every check, found with numpy; arrays over those records."""
 
     rows: np.ndarray  # positions among the records decoded, ascending
-    ids: list[bytes]
+    id_bytes: np.ndarray  # as in ShardChunk
+    id_offsets: np.ndarray
     labelled: np.ndarray
     label_counts: np.ndarray
     labels: np.ndarray  # the labels of every row, one row after another
@@ -224,7 +259,7 @@ def _fast_records(spans: RecordSpans, begin: int, options: ShardOptions) -> _Fas
     keys = {m: schema.video_key(m) for m in schema.modalities}
     buf = spans.buf
     starts = spans.start[begin:]
-    scan = scan_examples(buf, starts, spans.end[begin:], [*ID_KEYS, LABELS_KEY, *keys.values()])
+    scan = scan_examples(buf, starts, spans.end[begin:], _scan_keys(schema))
     n = len(starts)
     ok = scan.plain.copy()
     id_start = np.zeros(n, np.int64)
@@ -266,11 +301,11 @@ def _fast_records(spans: RecordSpans, begin: int, options: ShardOptions) -> _Fas
         ok[rows[~finite]] = False
         rows = rows[finite]
         video = {m: values[finite] for m, values in video.items()}
-    id_end = id_start + id_length
-    data = spans.data
+    id_bytes, id_offsets = gather_spans(buf, id_start[rows], id_length[rows])
     return _Fast(
         rows=rows,
-        ids=[data[a:b] for a, b in zip(id_start[rows].tolist(), id_end[rows].tolist())],
+        id_bytes=id_bytes,
+        id_offsets=id_offsets,
         labelled=labels.present[rows],
         label_counts=labels.counts[rows],
         labels=labels.values[np.repeat(ok, labels.counts)],
@@ -323,7 +358,8 @@ def _video_chunk(
         decode(fast.rows)
         fast = _Fast(
             np.zeros(0, np.int64),
-            [],
+            np.zeros(0, np.uint8),
+            np.zeros(1, np.int64),
             np.zeros(0, bool),
             np.zeros(0, np.int64),
             np.zeros(0, np.int64),
@@ -355,7 +391,7 @@ def _assemble(
     modalities = options.schema.modalities
     if not slow:
         rows = fast.rows
-        ids = fast.ids
+        id_bytes, id_offsets = fast.id_bytes, fast.id_offsets
         labelled = fast.labelled
         counts = fast.label_counts
         labels = fast.labels
@@ -366,8 +402,9 @@ def _assemble(
         rows = np.concatenate([fast.rows, slow_rows])[order]
         records = [slow[int(r)] for r in slow_rows]
         no_labels = np.zeros(0, np.int64)
-        every_id = [*fast.ids, *(v.video_id for v in records)]
-        ids = [every_id[i] for i in order.tolist()]
+        fast_ids = ShardChunk(spans.path, "video", fast.id_bytes, fast.id_offsets).ids
+        every_id = [*fast_ids, *(v.video_id for v in records)]
+        id_bytes, id_offsets = pack_ids([every_id[i] for i in order.tolist()])
         labelled = np.concatenate([fast.labelled, [v.labels is not None for v in records]])
         labelled = labelled[order].astype(bool)
         per_row = [
@@ -389,7 +426,8 @@ def _assemble(
     return ShardChunk(
         path=spans.path,
         level="video",
-        ids=ids,
+        id_bytes=id_bytes,
+        id_offsets=id_offsets,
         label_counts=counts.astype(np.int32),
         label_indices=labels.astype(np.int32),
         labelled=labelled,
@@ -446,10 +484,12 @@ class _ChunkBuilder:
     def build(self, skipped: list[BadInputError]) -> ShardChunk:
         n = len(self.ids)
         dims = self.dims or {}
+        id_bytes, id_offsets = pack_ids(self.ids)
         chunk = ShardChunk(
             path=self.path,
             level=self.level,
-            ids=self.ids,
+            id_bytes=id_bytes,
+            id_offsets=id_offsets,
             label_counts=np.array([len(x) for x in self.labels], np.int32),
             label_indices=(np.concatenate(self.labels) if n else np.zeros(0)).astype(np.int32),
             labelled=np.array(self.labelled, bool),
@@ -488,7 +528,7 @@ def read_shard(path: str, options: ShardOptions | None = None) -> ShardChunk:
     # The level is that of the first intact record the general decoder can read.
     while level is None and begin < len(spans):
         try:
-            level = detect_level(spans.payload(begin))
+            level = _level_of(spans, begin, options.schema)
         except WireError as err:
             faults.append(BadInputError(path, f"malformed record: {err}", int(spans.index[begin])))
             begin += 1

@@ -363,8 +363,8 @@ class StoreWriter:
     # ---------------------------------------------------------------- appending
 
     def check_chunk(self, chunk: ShardChunk) -> None:
-        """Checks across files: one level, one set of dimensions, unique ids in the file
-        (ids across files are checked once at the end, see ``_check_duplicate_ids``)."""
+        """Checks across files: one level, one set of dimensions. Unique ids, in a file
+        and across files, are checked once at the end (``_check_duplicate_ids``)."""
         if chunk.num_videos == 0:
             return
         if self.level is not None and chunk.level != self.level:
@@ -375,17 +375,6 @@ class StoreWriter:
             raise BadInputError(
                 chunk.path, f"feature dimensions {chunk.dims}, but earlier files have {self.dims}"
             )
-        if len(set(chunk.ids)) != len(chunk.ids):
-            seen: dict[bytes, int] = {}
-            for i, vid in enumerate(chunk.ids):
-                if vid in seen:
-                    raise BadInputError(
-                        chunk.path,
-                        f"duplicate video id {vid.decode('utf-8', 'replace')!r} "
-                        f"(also record {chunk.record_indices[seen[vid]]} of this file)",
-                        int(chunk.record_indices[i]),
-                    )
-                seen[vid] = i
 
     def append(self, chunk: ShardChunk) -> None:
         """Append one validated chunk; call ``check_chunk`` first."""
@@ -397,10 +386,9 @@ class StoreWriter:
             self.level = chunk.level
             self.dims = chunk.dims
             n = chunk.num_videos
-            id_lengths = np.array([len(v) for v in chunk.ids], np.int64)
-            self._append("ids.bin", b"".join(chunk.ids))
-            self._append("ids_offsets.bin", self._id_bytes + np.cumsum(id_lengths))
-            self._id_bytes += int(id_lengths.sum())
+            self._append("ids.bin", chunk.id_bytes)
+            self._append("ids_offsets.bin", self._id_bytes + chunk.id_offsets[1:])
+            self._id_bytes += int(chunk.id_offsets[-1])
             for m, values in chunk.video.items():
                 self._append(f"video/{m}.bin", values.astype(self.video_dtype, copy=False))
             self._append(
@@ -429,23 +417,14 @@ class StoreWriter:
         self._write_journal()
 
     def _check_duplicate_ids(self) -> None:
-        """Ids of every written video, sorted as fixed-width rows so that equal ids are
-        neighbours: memory is a few bytes a video, not a Python set of all ids."""
+        """Across every written video (``first_duplicate``: a few bytes a video, not a
+        Python set of all ids)."""
         offsets = np.fromfile(self.tmp / "ids_offsets.bin", np.int64)
-        lengths = np.diff(offsets)
         blob = np.fromfile(self.tmp / "ids.bin", np.uint8)
-        width = int(lengths.max()) + 2
-        rows = np.zeros((len(lengths), width), np.uint8)
-        rows[:, 0] = lengths >> 8
-        rows[:, 1] = lengths & 0xFF
-        cols = np.arange(blob.size) - np.repeat(offsets[:-1], lengths) + 2
-        rows[np.repeat(np.arange(len(lengths)), lengths), cols] = blob
-        keys = rows.view(f"V{width}").ravel()
-        order = np.argsort(keys, kind="stable")
-        same = np.flatnonzero(keys[order][1:] == keys[order][:-1])
-        if same.size == 0:
+        pair = first_duplicate(blob, offsets)
+        if pair is None:
             return
-        first, second = sorted((int(order[same[0]]), int(order[same[0] + 1])))
+        first, second = pair
         record_index = np.fromfile(self.tmp / "record_index.tmp.bin", np.int32)
 
         def where(video: int) -> tuple[str, int]:
@@ -489,6 +468,28 @@ class StoreWriter:
             shutil.rmtree(self.path)
         os.replace(self.tmp, self.path)
         return meta
+
+
+def first_duplicate(blob: np.ndarray, offsets: np.ndarray) -> tuple[int, int] | None:
+    """Two videos with the same id (positions, ascending), or None; ids as in
+    ``ShardChunk``. The ids are sorted as fixed-width rows (their length first, in 4
+    bytes), so that equal ids are neighbours."""
+    lengths = np.diff(offsets)
+    if len(lengths) < 2:
+        return None
+    ids = blob[offsets[0] : offsets[-1]]
+    width = int(lengths.max()) + 4
+    rows = np.zeros((len(lengths), width), np.uint8)
+    rows[:, :4] = lengths.astype(">u4").view(np.uint8).reshape(-1, 4)
+    cols = np.arange(ids.size) - np.repeat(offsets[:-1] - offsets[0], lengths) + 4
+    rows[np.repeat(np.arange(len(lengths)), lengths), cols] = ids
+    keys = rows.view(f"V{width}").ravel()
+    order = np.argsort(keys, kind="stable")
+    same = np.flatnonzero(keys[order][1:] == keys[order][:-1])
+    if same.size == 0:
+        return None
+    first, second = sorted((int(order[same[0]]), int(order[same[0] + 1])))
+    return first, second
 
 
 def iter_row_batches(num_rows: int, batch_size: int) -> Iterable[slice]:

@@ -23,6 +23,7 @@ from typing import BinaryIO
 import google_crc32c
 import numpy as np
 
+from yt8mkit.data.fastparse import gather_rows
 from yt8mkit.data.native import crc32c_value, native_examples
 from yt8mkit.errors import BadInputError
 
@@ -143,9 +144,9 @@ def _mask(crc: np.ndarray) -> np.ndarray:
     return ((crc >> 15) | (crc << 17)) + np.uint32(_MASK_DELTA)
 
 
-def _u32_at(buf: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """The little-endian uint32 at each offset of ``buf``."""
-    return buf[offsets[:, None] + np.arange(4)].view("<u4").ravel()
+def _int_at(buf: np.ndarray, offsets: np.ndarray, dtype: str) -> np.ndarray:
+    """The little-endian integer of ``dtype`` ("<u4", "<u8") at each offset of ``buf``."""
+    return gather_rows(buf, offsets, np.dtype(dtype).itemsize).view(dtype).ravel()
 
 
 @dataclass
@@ -221,7 +222,7 @@ def read_spans(path: str | os.PathLike[str], check_crc: bool = True) -> RecordSp
         data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
     buf = np.frombuffer(data, np.uint8)
     head, offset = _length_chain(data, buf, size)
-    length = buf[head[:, None] + np.arange(8)].view("<u8").ravel()
+    length = _int_at(buf, head, "<u8")
     truncated: BadInputError | None = None
     if offset > size:
         last = len(head) - 1
@@ -234,11 +235,8 @@ def read_spans(path: str | os.PathLike[str], check_crc: bool = True) -> RecordSp
     fatal = truncated
     count = len(head) if truncated is None else truncated.record
     if check_crc and len(head):
-        # The length field's CRC depends only on the length, and a file's records have
-        # few distinct lengths: one library call per distinct length.
-        distinct, which = np.unique(length, return_inverse=True)
-        expected = np.array([masked_crc32c(_LENGTH.pack(int(v))) for v in distinct], np.uint32)
-        bad = np.flatnonzero(expected[which] != _u32_at(buf, head + 8))
+        computed = _payload_crcs(data, buf, head, head + _LENGTH.size)
+        bad = np.flatnonzero(_mask(computed) != _int_at(buf, head + _LENGTH.size, "<u4"))
         # A length is checked before it is trusted: a bad length CRC outranks the
         # truncation that the corrupt length itself may have caused.
         if bad.size:
@@ -256,7 +254,7 @@ def read_spans(path: str | os.PathLike[str], check_crc: bool = True) -> RecordSp
     crc_errors: list[BadInputError] = []
     if check_crc and count:
         computed = _payload_crcs(data, buf, start, end)
-        good = _mask(computed) == _u32_at(buf, end)
+        good = _mask(computed) == _int_at(buf, end, "<u4")
         if not good.all():
             crc_errors = [
                 BadInputError(name, "bad data CRC (corrupt record payload)", int(i))

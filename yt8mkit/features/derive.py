@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from yt8mkit.data.folds import folds_info, write_folds
-from yt8mkit.data.shard import ShardChunk
+from yt8mkit.data.shard import ShardChunk, pack_ids
 from yt8mkit.data.store import Store, StoreWriter
 from yt8mkit.errors import Yt8mError
 from yt8mkit.features.registry import RepresentationConfig
@@ -101,10 +101,12 @@ def _block_chunk(
                         f"the representation gave NaN or Inf in {bad}")
     indptr = np.asarray(source.labels_indptr)
     first, last = int(indptr[rows[0]]), int(indptr[rows[-1] + 1])
+    id_bytes, id_offsets = pack_ids([source.video_id(int(r)).encode() for r in rows])
     return ShardChunk(
         path=name,
         level="video",
-        ids=[source.video_id(int(r)).encode() for r in rows],
+        id_bytes=id_bytes,
+        id_offsets=id_offsets,
         label_counts=np.diff(indptr[rows[0] : rows[-1] + 2]).astype(np.int32),
         label_indices=np.asarray(source.labels_indices[first:last], np.int32),
         labelled=np.asarray(source.labelled[rows], bool),
