@@ -10,10 +10,22 @@ import google_crc32c
 import numpy as np
 import pytest
 
-from tests.test_fastparse import _assert_scan_matches_decoder, float16_rounding_cases, framed
+from tests.test_fastparse import (
+    _assert_scan_matches_decoder,
+    _bytes_list,
+    _entry,
+    _example,
+    _features,
+    _float_list,
+    _odd_records,
+    float16_rounding_cases,
+    framed,
+)
 from yt8mkit.data import fastparse
+from yt8mkit.data.example import encode_example
 from yt8mkit.data.native import crc32c_value
-from yt8mkit.data.tfrecord import read_spans
+from yt8mkit.data.shard import ShardOptions, _check_records, _check_records_numpy
+from yt8mkit.data.tfrecord import RecordSpans, read_spans
 
 native = fastparse.native_examples
 
@@ -22,13 +34,10 @@ def test_walks_are_built() -> None:
     assert native is not None, "yt8mkit.data._native_examples was not built"
 
 
-def test_c_and_numpy_scans_agree_on_mangled_real_records(smoke_dir: Path) -> None:
-    """Real records with a few random bytes changed, cut short or grown: the C walk
-    decides every record as the numpy walk does, and is exact where it says plain."""
-    spans = read_spans(smoke_dir / "validate00.tfrecord")
-    rng = np.random.default_rng(23)
+def _mangled(spans: RecordSpans, rng: np.random.Generator, count: int) -> list[bytes]:
+    """Real records with a few random bytes changed, cut short or grown."""
     records = []
-    for i in range(600):
+    for i in range(count):
         record = bytearray(spans.payload(i % len(spans)))
         for _ in range(int(rng.integers(0, 4))):
             # Mostly near either end, where the layout's bytes are.
@@ -41,6 +50,14 @@ def test_c_and_numpy_scans_agree_on_mangled_real_records(smoke_dir: Path) -> Non
         elif cut < 0.15:
             record += bytes(rng.integers(0, 256, int(rng.integers(1, 6))).astype(np.uint8))
         records.append(bytes(record))
+    return records
+
+
+def test_c_and_numpy_scans_agree_on_mangled_real_records(smoke_dir: Path) -> None:
+    """The C walk decides every mangled record as the numpy walk does, and is exact
+    where it says plain."""
+    real = read_spans(smoke_dir / "validate00.tfrecord")
+    records = _mangled(real, np.random.default_rng(23), 600)
     plain = _assert_scan_matches_decoder(*framed(records))
     assert 100 < plain < 600  # both kinds of record were made
 
@@ -157,3 +174,65 @@ def test_feature_rows_refuse_bad_arguments() -> None:
         native.rows(buf, np.array([0, 50]), 3, out, finite)
     with pytest.raises(ValueError, match="finite holds 2 bytes, expected 3"):
         native.rows(buf, np.array([0, 20, 50]), 2, np.empty((3, 2), np.float32), finite)
+
+
+def _bad_int64_runs() -> list[bytes]:
+    """Packed int64 lists the general decoder rejects (an 11-byte varint, a run ending
+    inside a varint), as labels and as a second id key, which is not read but must
+    decode; and the same keys with good runs."""
+    f = _features()
+    rgb, audio = _float_list(f["mean_rgb"]), _float_list(f["mean_audio"])
+
+    def int64_list(packed: bytes) -> bytes:
+        inner = b"\x0a" + bytes([len(packed)]) + packed
+        return b"\x1a" + bytes([len(inner)]) + inner
+
+    out = []
+    for packed in (b"\x83" * 10 + b"\x01", b"\x05\x83", b"\x05\x07"):
+        for key in (b"labels", b"video_id"):
+            entries = [_entry(b"id", _bytes_list(b"v1")), _entry(key, int64_list(packed))]
+            out.append(_example(*entries, _entry(b"mean_rgb", rgb), _entry(b"mean_audio", audio)))
+    return out
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ShardOptions(),
+        ShardOptions(num_classes=10),
+        ShardOptions(dims={"rgb": 7}),
+        ShardOptions(dims={"audio": 4, "rgb": 8}, num_classes=3862),
+        ShardOptions(dims={"audio": 5}),  # no record has it: later widths of the first
+    ],
+    ids=["learned", "classes", "rgb_given", "both_given", "audio_impossible"],
+)
+def test_c_checks_equal_the_numpy_checks(smoke_dir: Path, options: ShardOptions) -> None:
+    """``_check_records`` in C (the scan and every check in one loop) against the
+    numpy checks: odd layouts, bad int64 runs, labels out of range, other widths and
+    mangled real records, in orders that change which record sets the dims."""
+    real = read_spans(smoke_dir / "validate00.tfrecord")
+    records = [
+        *_odd_records().values(),
+        *_bad_int64_runs(),
+        encode_example(_features(dim=7)),
+        encode_example({**_features(), "labels": np.array([12], np.int64)}),
+        *_mangled(real, np.random.default_rng(4), 60),
+    ]
+    rng = np.random.default_rng(11)
+    passing = []
+    for trial in range(8):
+        order = rng.permutation(len(records)) if trial else np.arange(len(records))
+        data, starts, ends = framed([records[i] for i in order])
+        n = len(starts)
+        spans = RecordSpans("f", data, np.arange(n), np.array(starts), np.array(ends))
+        begin = trial % 3
+        ours = _check_records(spans, begin, options)
+        ref = _check_records_numpy(spans, begin, options)
+        np.testing.assert_array_equal(ours.ok, ref.ok, err_msg=f"trial {trial}")
+        assert ours.dims == ref.dims, trial
+        np.testing.assert_array_equal(ours.fields[:, ours.ok], ref.fields[:, ref.ok])
+        passing.append(int(ours.ok.sum()))
+    if options.dims == {"audio": 5}:
+        assert max(passing) == 0
+    else:
+        assert max(passing) > 0 and min(passing) < len(records) - 2  # both kinds of record

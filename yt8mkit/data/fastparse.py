@@ -32,7 +32,7 @@ from numpy.lib.stride_tricks import as_strided
 from yt8mkit.data.half import as_video_dtype
 from yt8mkit.data.native import native_examples
 
-_NATIVE_MAX_KEYS = 16  # MAX_KEYS of native_examples.c
+NATIVE_MAX_KEYS = 16  # MAX_KEYS of native_examples.c
 
 # The Feature's oneof field tags (field number << 3 | wire type 2).
 BYTES_LIST, FLOAT_LIST, INT64_LIST = 0x0A, 0x12, 0x1A
@@ -207,7 +207,7 @@ def scan_examples(
     built, else in numpy; ``native`` forces one (the tests compare them). Both give the
     same result."""
     if native is None:
-        native = native_examples is not None and len(keys) <= _NATIVE_MAX_KEYS
+        native = native_examples is not None and len(keys) <= NATIVE_MAX_KEYS
     if native:
         return _scan_native(buf, starts, ends, keys)
     n = len(starts)

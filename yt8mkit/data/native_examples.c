@@ -265,6 +265,33 @@ done:
     return result;
 }
 
+/* The varint at *pos (< end) of a packed int64 run ending at end; advances *pos past
+ * it. Returns whether the general decoder accepts it: not if the run ends inside it,
+ * if it has an 11th byte or a 10th byte above 1 (bits past 64). The value is stored
+ * either way, so that counts add up. */
+static int next_varint(const uint8_t *b, int64_t *pos, int64_t end, int64_t *out)
+{
+    uint64_t value = 0;
+    int ok = 1;
+    for (int j = 0;; j++) {
+        const uint8_t byte = b[(*pos)++];
+        if (j == 10)
+            ok = 0;
+        else if (j == 9 && (byte & 0x7F) > 1)
+            ok = 0;
+        if (j < 10)
+            value |= (uint64_t)(byte & 0x7F) << (7 * j);
+        if (byte < 0x80)
+            break;
+        if (*pos == end) {
+            ok = 0;
+            break;
+        }
+    }
+    *out = (int64_t)value;
+    return ok;
+}
+
 PyDoc_STRVAR(varints_doc,
              "varints(buf, starts, lengths, values, counts, valid) -> int\n\n"
              "The packed int64 runs buf[starts[i]:starts[i] + lengths[i]], as\n"
@@ -307,25 +334,8 @@ static PyObject *py_varints(PyObject *self, PyObject *args)
         int64_t pos = starts[r];
         const int64_t end = pos + lengths[r], first = m;
         uint8_t ok = 1;
-        while (pos < end) {
-            uint64_t value = 0;
-            for (int j = 0;; j++) {
-                const uint8_t byte = b[pos++];
-                if (j == 10)  /* an 11th byte: rejected */
-                    ok = 0;
-                else if (j == 9 && (byte & 0x7F) > 1)  /* bits past 64 */
-                    ok = 0;
-                if (j < 10)
-                    value |= (uint64_t)(byte & 0x7F) << (7 * j);
-                if (byte < 0x80)
-                    break;
-                if (pos == end) {  /* the run ends inside a varint */
-                    ok = 0;
-                    break;
-                }
-            }
-            values[m++] = (int64_t)value;
-        }
+        while (pos < end)
+            ok &= (uint8_t)next_varint(b, &pos, end, &values[m++]);
         counts[r] = m - first;
         valid[r] = ok;
     }
@@ -380,6 +390,164 @@ done:
     PyBuffer_Release(&starts_buf);
     PyBuffer_Release(&ends_buf);
     PyBuffer_Release(&out_buf);
+    return result;
+}
+
+/* ------------------------------------------------------------------ video records */
+
+/* The fields of one video-level record that examine reads: the scan's columns for
+ * every key (zero where absent). */
+typedef struct {
+    int64_t kind[MAX_KEYS], start[MAX_KEYS], length[MAX_KEYS];
+} Fields;
+
+/* Whether a plain record passes every check but the feature widths and finiteness:
+ * an id (the first id key present) that is one bytes value, labels absent or a valid
+ * int64 list of ids in [0, num_classes) (num_classes < 0: no upper bound), every
+ * feature a float list. Keys: ids_keys id keys, then the labels, then the features. */
+static int passes(const uint8_t *b, const Fields *f, int id_keys, int count, int64_t num_classes,
+                  int *id_q)
+{
+    *id_q = -1;
+    for (int q = 0; q < id_keys && *id_q < 0; q++)
+        if (f->kind[q])
+            *id_q = q;
+    if (*id_q < 0 || f->kind[*id_q] != BYTES_LIST)
+        return 0;
+    /* The scan leaves a record with an int64 list that the general decoder rejects
+     * out of the plain ones, whichever key it is under (a later id key is not read,
+     * but it must decode). */
+    for (int q = 0; q < id_keys; q++) {
+        if (f->kind[q] != INT64_LIST)
+            continue;
+        int64_t pos = f->start[q], value;
+        const int64_t end = pos + f->length[q];
+        while (pos < end)
+            if (!next_varint(b, &pos, end, &value))
+                return 0;
+    }
+    const int labels = id_keys;
+    if (f->kind[labels]) {
+        if (f->kind[labels] != INT64_LIST)
+            return 0;
+        int64_t pos = f->start[labels];
+        const int64_t end = pos + f->length[labels];
+        while (pos < end) {
+            int64_t value;
+            if (!next_varint(b, &pos, end, &value) || value < 0 ||
+                (num_classes >= 0 && value >= num_classes))
+                return 0;
+        }
+    }
+    for (int q = labels + 1; q < count; q++)
+        if (f->kind[q] != FLOAT_LIST)
+            return 0;
+    return 1;
+}
+
+PyDoc_STRVAR(examine_doc,
+             "examine(buf, starts, ends, keys, id_keys, num_classes, dims, ok, table) -> None\n\n"
+             "The scan and the checks of shard._check_records over the Examples\n"
+             "buf[starts[i]:ends[i]], one record at a time. keys (bytes): id_keys id keys,\n"
+             "the labels key, then one key a modality; num_classes -1 for no upper bound.\n"
+             "ok[i] (uint8): record i is plain and passes every check but finiteness.\n"
+             "dims (int64, one a modality): a given width or -1 to take that of the first\n"
+             "record passing the other checks (0 if none); set on return. table (int64,\n"
+             "(4 + modalities, n)), where ok: the id's start and length, the labels'\n"
+             "packed payload start and length (-1 where absent), each feature's start.");
+
+static PyObject *py_examine(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer buf, starts_buf, ends_buf, dims_buf, ok_buf, table_buf;
+    PyObject *key_tuple;
+    int id_keys;
+    long long num_classes;
+    if (!PyArg_ParseTuple(args, "y*y*y*O!iLw*w*w*", &buf, &starts_buf, &ends_buf, &PyTuple_Type,
+                          &key_tuple, &id_keys, &num_classes, &dims_buf, &ok_buf, &table_buf))
+        return NULL;
+    PyObject *result = NULL;
+    int64_t *width = NULL;
+    Keys keys = {0};
+    keys.count = (int)PyTuple_GET_SIZE(key_tuple);
+    const int modalities = keys.count - id_keys - 1;
+    if (id_keys < 1 || modalities < 0 || keys.count > MAX_KEYS) {
+        PyErr_Format(PyExc_ValueError, "%d keys with %d id keys: at most %d keys, an id and labels",
+                     keys.count, id_keys, MAX_KEYS);
+        goto done;
+    }
+    for (int q = 0; q < keys.count; q++) {
+        PyObject *key = PyTuple_GET_ITEM(key_tuple, q);
+        if (!PyBytes_Check(key)) {
+            PyErr_SetString(PyExc_TypeError, "keys must be bytes");
+            goto done;
+        }
+        keys.key[q] = (const uint8_t *)PyBytes_AS_STRING(key);
+        keys.length[q] = PyBytes_GET_SIZE(key);
+    }
+    const Py_ssize_t n = starts_buf.len / 8;
+    if (starts_buf.len % 8 || check_len(&ends_buf, n, 8, "ends") ||
+        check_len(&dims_buf, modalities, 8, "dims") || check_len(&ok_buf, n, 1, "ok") ||
+        check_len(&table_buf, (4 + modalities) * n, 8, "table"))
+        goto done;
+    const int64_t *starts = starts_buf.buf, *ends = ends_buf.buf;
+    if (check_spans(&buf, starts, ends, n))
+        goto done;
+    /* Each record's feature widths, in floats, until the dims are known. */
+    width = PyMem_Malloc(((size_t)modalities * (size_t)n + 1) * sizeof(int64_t));
+    if (width == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const uint8_t *b = buf.buf;
+    uint8_t *ok = ok_buf.buf;
+    int64_t *dims = dims_buf.buf, *table = table_buf.buf;
+    const int labels = id_keys, features = id_keys + 1;
+    Py_BEGIN_ALLOW_THREADS
+    Py_ssize_t first = -1;
+    for (Py_ssize_t r = 0; r < n; r++) {
+        Fields f = {{0}, {0}, {0}};
+        int id_q = -1;
+        ok[r] = (uint8_t)(record(b, starts[r], ends[r], &keys, 1, 0, f.kind, f.start, f.length) &&
+                          passes(b, &f, id_keys, keys.count, num_classes, &id_q));
+        for (int row = 0; row < 4 + modalities; row++)
+            table[row * n + r] = 0;
+        if (!ok[r])
+            continue;
+        if (first < 0)
+            first = r;
+        table[0 * n + r] = f.start[id_q];
+        table[1 * n + r] = f.length[id_q];
+        table[2 * n + r] = f.start[labels];
+        table[3 * n + r] = f.kind[labels] ? f.length[labels] : -1;
+        for (int m = 0; m < modalities; m++) {
+            table[(4 + m) * n + r] = f.start[features + m];
+            width[m * n + r] = f.length[features + m] / 4;
+        }
+    }
+    /* As _fast_records: the widths of the first passing record, then a modality at a
+     * time, the records of other widths dropped. */
+    int any = first >= 0;
+    for (int m = 0; m < modalities; m++) {
+        if (dims[m] < 0)
+            dims[m] = any ? width[m * n + first] : 0;
+        any = 0;
+        for (Py_ssize_t r = 0; r < n; r++) {
+            if (ok[r] && width[m * n + r] != dims[m])
+                ok[r] = 0;
+            any |= ok[r];
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    PyMem_Free(width);
+    PyBuffer_Release(&buf);
+    PyBuffer_Release(&starts_buf);
+    PyBuffer_Release(&ends_buf);
+    PyBuffer_Release(&dims_buf);
+    PyBuffer_Release(&ok_buf);
+    PyBuffer_Release(&table_buf);
     return result;
 }
 
@@ -506,6 +674,7 @@ static PyMethodDef methods[] = {
     {"scan", py_scan, METH_VARARGS, scan_doc},
     {"chain", py_chain, METH_VARARGS, chain_doc},
     {"rows", py_rows, METH_VARARGS, rows_doc},
+    {"examine", py_examine, METH_VARARGS, examine_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -23,11 +23,13 @@ from typing import Literal
 
 import numpy as np
 
+from yt8mkit.data import fastparse
 from yt8mkit.data.example import Feature, WireError, decode_example, decode_sequence_example
 from yt8mkit.data.fastparse import (
     BYTES_LIST,
     FLOAT_LIST,
     INT64_LIST,
+    decode_varints,
     gather_features,
     gather_spans,
     scan_examples,
@@ -114,12 +116,13 @@ def _scan_keys(schema: FeatureSchema) -> list[str]:
     return [*ID_KEYS, LABELS_KEY, *(schema.video_key(m) for m in schema.modalities)]
 
 
-def _level_of(spans: RecordSpans, i: int, schema: FeatureSchema) -> Level:
-    """``detect_level`` of record i. A record that the scan finds to be a plain Example
-    (so it has no feature lists) is video-level without the general decoder, which
-    costs more than the whole scan of a file."""
+def _level_of(spans: RecordSpans, i: int, options: ShardOptions) -> Level:
+    """``detect_level`` of record i. A record that passes the checks of the fast path
+    is a plain Example (so it has no feature lists): video-level, found without the
+    general decoder, which costs more than the whole scan of a file."""
     one = slice(i, i + 1)
-    if scan_examples(spans.buf, spans.start[one], spans.end[one], _scan_keys(schema)).plain[0]:
+    record = RecordSpans(spans.path, spans.data, spans.index[one], spans.start[one], spans.end[one])
+    if _check_records(record, 0, options).ok[0]:
         return "video"
     return detect_level(spans.payload(i))
 
@@ -240,7 +243,7 @@ def _check_video(
 
 @dataclass
 class _Fast:
-    """Records that passed every check, found with numpy; arrays over those records."""
+    """Records that passed every check, found in bulk; arrays over those records."""
 
     rows: np.ndarray  # positions among the records decoded, ascending
     id_bytes: np.ndarray  # as in ShardChunk
@@ -252,24 +255,60 @@ class _Fast:
     dims: dict[str, int]
 
 
-def _fast_records(spans: RecordSpans, begin: int, options: ShardOptions) -> _Fast:
-    """The records of ``begin:`` that the scan decoded and that pass every check when
-    each modality has the width of the first such record (or the given dims)."""
+@dataclass
+class _Checked:
+    """Every check of the records of ``begin:`` but finiteness, and where the fields of
+    the records that pass lie in the file."""
+
+    ok: np.ndarray  # bool, a record
+    dims: dict[str, int]
+    # (4 + modalities, records), meaningful where ok: the id's start and length, the
+    # labels' packed payload start and length (-1 where there are none), then the
+    # start of each modality's features.
+    fields: np.ndarray
+
+
+def _check_records(spans: RecordSpans, begin: int, options: ShardOptions) -> _Checked:
+    """The records that the scan decodes and that pass every check but finiteness when
+    each modality has the width of the first such record (or the given dims). In C,
+    the scan and the checks in one loop without the GIL, where it was built."""
+    keys = _scan_keys(options.schema)
+    if fastparse.native_examples is None or len(keys) > fastparse.NATIVE_MAX_KEYS:
+        return _check_records_numpy(spans, begin, options)
+    modalities = options.schema.modalities
+    given = options.dims or {}
+    dims = np.array([given.get(m, -1) for m in modalities], np.int64)
+    n = len(spans) - begin
+    ok = np.empty(n, np.uint8)
+    fields = np.empty((4 + len(modalities), n), np.int64)
+    fastparse.native_examples.examine(
+        spans.buf,
+        spans.start[begin:],
+        spans.end[begin:],
+        tuple(key.encode() for key in keys),
+        len(ID_KEYS),
+        -1 if options.num_classes is None else options.num_classes,
+        dims,
+        ok,
+        fields,
+    )
+    return _Checked(ok.view(bool), dict(zip(modalities, dims.tolist())), fields)
+
+
+def _check_records_numpy(spans: RecordSpans, begin: int, options: ShardOptions) -> _Checked:
     schema = options.schema
     keys = {m: schema.video_key(m) for m in schema.modalities}
-    buf = spans.buf
     starts = spans.start[begin:]
-    scan = scan_examples(buf, starts, spans.end[begin:], _scan_keys(schema))
+    scan = scan_examples(spans.buf, starts, spans.end[begin:], _scan_keys(schema))
     n = len(starts)
     ok = scan.plain.copy()
-    id_start = np.zeros(n, np.int64)
-    id_length = np.zeros(n, np.int64)
+    fields = np.zeros((4 + len(keys), n), np.int64)
     has_id = np.zeros(n, bool)
     for key in ID_KEYS:  # the first id key present is the one that counts
         span = scan.keys[key]
         here = span.present & ~has_id
         ok &= ~here | (span.kind == BYTES_LIST)
-        id_start[here], id_length[here] = span.start[here], span.length[here]
+        fields[0, here], fields[1, here] = span.start[here], span.length[here]
         has_id |= here
     ok &= has_id
     labels = scan.keys[LABELS_KEY]
@@ -280,37 +319,50 @@ def _fast_records(spans: RecordSpans, begin: int, options: ShardOptions) -> _Fas
             bad |= labels.values >= options.num_classes
         if bad.any():
             ok[np.repeat(np.arange(n), labels.counts)[bad]] = False
+    fields[2] = labels.start
+    fields[3] = np.where(labels.present, labels.length, -1)
     for key in keys.values():
         ok &= scan.keys[key].kind == FLOAT_LIST
     dims: dict[str, int] = {}
     first = int(np.argmax(ok))
-    for m, key in keys.items():
+    for i, (m, key) in enumerate(keys.items()):
         width = scan.keys[key].length // 4
         given = options.dims.get(m) if options.dims is not None else None
         dims[m] = given if given is not None else int(width[first]) if ok.any() else 0
         ok &= width == dims[m]
-    rows = np.flatnonzero(ok)
+        fields[4 + i] = scan.keys[key].start
+    return _Checked(ok, dims, fields)
+
+
+def _fast_records(spans: RecordSpans, begin: int, options: ShardOptions) -> _Fast:
+    """The records of ``begin:`` that pass every check (``_check_records``, then
+    finiteness), gathered."""
+    checked = _check_records(spans, begin, options)
+    buf = spans.buf
+    fields = checked.fields
+    rows = np.flatnonzero(checked.ok)
     video = {}
     finite = np.ones(len(rows), bool)
-    for m, key in keys.items():
+    for i, m in enumerate(options.schema.modalities):
         video[m], finite_m = gather_features(
-            buf, scan.keys[key].start[rows], dims[m], options.video_dtype
+            buf, fields[4 + i, rows], checked.dims[m], options.video_dtype
         )
         finite &= finite_m
     if not finite.all():
-        ok[rows[~finite]] = False
         rows = rows[finite]
         video = {m: values[finite] for m, values in video.items()}
-    id_bytes, id_offsets = gather_spans(buf, id_start[rows], id_length[rows])
+    id_bytes, id_offsets = gather_spans(buf, fields[0, rows], fields[1, rows])
+    label_length = fields[3, rows]
+    labels, label_counts, _ = decode_varints(buf, fields[2, rows], np.maximum(label_length, 0))
     return _Fast(
         rows=rows,
         id_bytes=id_bytes,
         id_offsets=id_offsets,
-        labelled=labels.present[rows],
-        label_counts=labels.counts[rows],
-        labels=labels.values[np.repeat(ok, labels.counts)],
+        labelled=label_length >= 0,
+        label_counts=label_counts,
+        labels=labels,
         video=video,
-        dims=dims,
+        dims=checked.dims,
     )
 
 
@@ -528,7 +580,7 @@ def read_shard(path: str, options: ShardOptions | None = None) -> ShardChunk:
     # The level is that of the first intact record the general decoder can read.
     while level is None and begin < len(spans):
         try:
-            level = _level_of(spans, begin, options.schema)
+            level = _level_of(spans, begin, options)
         except WireError as err:
             faults.append(BadInputError(path, f"malformed record: {err}", int(spans.index[begin])))
             begin += 1
