@@ -17,6 +17,7 @@ from yt8mkit.data.example import encode_example, encode_sequence_example
 from yt8mkit.data.folds import assign_folds, write_folds
 from yt8mkit.data.ingest import IngestConfig, ingest
 from yt8mkit.data.shard import pack_ids
+from yt8mkit.data.sources import resolve_sources, resolved_paths
 from yt8mkit.data.store import Store, first_duplicate, partial_path
 from yt8mkit.data.tfrecord import TFRecordWriter, iter_records
 from yt8mkit.errors import BadInputError
@@ -237,6 +238,51 @@ def test_first_duplicate_compares_whole_ids() -> None:
     assert first([b"", b"x", b""], pad=3) == (0, 2)
     assert first([b"only"]) is None and first([]) is None
     assert first([bytes(256), bytes(65792)]) is None  # lengths equal in their low 2 bytes
+    # The earliest record that repeats an id, with the first record of that id.
+    assert first([b"c", b"b", b"a", b"a", b"b", b"c", b"a"], pad=2) == (2, 3)
+    assert first([b"x" * 9, b"y", b"x" * 9 + b"\x00", b"y"]) == (1, 3)
+
+
+def test_first_duplicate_equals_a_python_set_on_random_ids() -> None:
+    rng = np.random.default_rng(2)
+    outcomes = set()
+    for trial in range(30):
+        n, alphabet = int(rng.integers(2, 300)), (3, 256)[trial % 2]
+        sizes = rng.integers(0 if alphabet == 3 else 3, 20, n)
+        ids = [bytes(rng.integers(0, alphabet, size).astype(np.uint8)) for size in sizes]
+        seen: dict[bytes, int] = {}
+        expected = None
+        for i, vid in enumerate(ids):
+            if vid in seen:
+                expected = (seen[vid], i)
+                break
+            seen[vid] = i
+        blob, offsets = pack_ids(ids)
+        assert first_duplicate(blob, offsets) == expected, trial
+        outcomes.add(expected is None)
+    assert outcomes == {True, False}
+
+
+def test_resolved_paths_equal_pathlib_resolve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Links to a folder and to a file, "..", a link followed by "..", relative paths.
+    (tmp_path / "real" / "deep").mkdir(parents=True)
+    for name in ("a.tfrecord", "b.tfrecord"):
+        (tmp_path / "real" / name).write_bytes(b"")
+    (tmp_path / "folder_link").symlink_to(tmp_path / "real" / "deep")
+    (tmp_path / "file_link.tfrecord").symlink_to(tmp_path / "real" / "b.tfrecord")
+    monkeypatch.chdir(tmp_path / "real")
+    files = [
+        "a.tfrecord",
+        "../real/b.tfrecord",
+        str(tmp_path / "folder_link" / ".." / "a.tfrecord"),
+        str(tmp_path / "file_link.tfrecord"),
+        str(tmp_path / "real" / "deep" / ".." / "a.tfrecord"),
+    ]
+    assert resolved_paths(files) == [str(Path(f).resolve()) for f in files]
+    with pytest.raises(BadInputError, match=r"file_link\.tfrecord: file given more than once"):
+        resolve_sources(["b.tfrecord", str(tmp_path / "file_link.tfrecord")])
 
 
 @pytest.mark.parametrize("kind", ["empty_file", "empty_folder", "missing"])

@@ -38,10 +38,31 @@ def resolve_sources(patterns: Sequence[str | os.PathLike[str]]) -> list[str]:
             raise BadInputError(text, "no such file or folder")
     if not files:
         raise BadInputError("(no input)", "empty input: no files given")
-    duplicates = {f for f in files if files.count(f) > 1}
-    if duplicates:
-        raise BadInputError(sorted(duplicates)[0], "file given more than once")
+    seen: set[str] = set()
+    for typed, real in zip(files, resolved_paths(files)):
+        if real in seen:
+            raise BadInputError(typed, "file given more than once")
+        seen.add(real)
     return files
+
+
+def resolved_paths(files: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """``str(Path(f).resolve())`` of each file, with one ``realpath`` per folder rather
+    than per file (it checks every component of the path: for thousands of shards,
+    seconds), plus one check whether the file itself is a link."""
+    folders: dict[str, str] = {}
+    out = []
+    for file in files:
+        # Joined, not normalised: "link/.." must go through the link, as resolve does.
+        text = os.path.join(os.getcwd(), os.fspath(file))
+        folder, name = os.path.split(text)
+        if os.path.islink(text):
+            out.append(os.path.realpath(text))
+            continue
+        if folder not in folders:
+            folders[folder] = os.path.realpath(folder)
+        out.append(os.path.join(folders[folder], name))
+    return out
 
 
 def open_or_ingest(

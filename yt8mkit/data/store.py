@@ -417,8 +417,8 @@ class StoreWriter:
         self._write_journal()
 
     def _check_duplicate_ids(self) -> None:
-        """Across every written video (``first_duplicate``: a few bytes a video, not a
-        Python set of all ids)."""
+        """Across every written video: the error names the earliest record whose id an
+        earlier one has (``first_duplicate``)."""
         offsets = np.fromfile(self.tmp / "ids_offsets.bin", np.int64)
         blob = np.fromfile(self.tmp / "ids.bin", np.uint8)
         pair = first_duplicate(blob, offsets)
@@ -471,25 +471,33 @@ class StoreWriter:
 
 
 def first_duplicate(blob: np.ndarray, offsets: np.ndarray) -> tuple[int, int] | None:
-    """Two videos with the same id (positions, ascending), or None; ids as in
-    ``ShardChunk``. The ids are sorted as fixed-width rows (their length first, in 4
-    bytes), so that equal ids are neighbours."""
+    """The earliest video whose id an earlier video has, as (that earlier video, it),
+    or None; ids as in ``ShardChunk``.
+
+    The ids, zero-padded to whole 8-byte words, are sorted as rows of integers with
+    their length (``np.lexsort``, stable), so that equal ids are neighbours, in order:
+    a few bytes a video and sorts of integers, not a Python set of every id."""
     lengths = np.diff(offsets)
-    if len(lengths) < 2:
+    n = len(lengths)
+    if n < 2:
         return None
     ids = blob[offsets[0] : offsets[-1]]
-    width = int(lengths.max()) + 4
-    rows = np.zeros((len(lengths), width), np.uint8)
-    rows[:, :4] = lengths.astype(">u4").view(np.uint8).reshape(-1, 4)
-    cols = np.arange(ids.size) - np.repeat(offsets[:-1] - offsets[0], lengths) + 4
-    rows[np.repeat(np.arange(len(lengths)), lengths), cols] = ids
-    keys = rows.view(f"V{width}").ravel()
-    order = np.argsort(keys, kind="stable")
-    same = np.flatnonzero(keys[order][1:] == keys[order][:-1])
-    if same.size == 0:
+    words = max((int(lengths.max()) + 7) // 8, 1)
+    padded = np.zeros((n, 8 * words), np.uint8)
+    cols = np.arange(ids.size) - np.repeat(offsets[:-1] - offsets[0], lengths)
+    padded[np.repeat(np.arange(n), lengths), cols] = ids
+    keys = [*padded.view(np.uint64).T, lengths]  # np.lexsort: the last key sorts first
+    order = np.lexsort(keys)
+    same = np.ones(n - 1, bool)  # each sorted row equal to the next
+    for key in keys:
+        ranked = key[order]
+        same &= ranked[1:] == ranked[:-1]
+    # The second of each group of equal ids (the first occurrence is just before it).
+    second = np.flatnonzero(same & np.concatenate([[True], ~same[:-1]])) + 1
+    if second.size == 0:
         return None
-    first, second = sorted((int(order[same[0]]), int(order[same[0] + 1])))
-    return first, second
+    earliest = second[np.argmin(order[second])]
+    return int(order[earliest - 1]), int(order[earliest])
 
 
 def iter_row_batches(num_rows: int, batch_size: int) -> Iterable[slice]:
