@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.pb_reference import parse_example
-from yt8mkit.data import fastparse, tfrecord
+from yt8mkit.data import fastparse, half, tfrecord
 from yt8mkit.data.example import WireError, decode_example, encode_example
 from yt8mkit.data.fastparse import (
     BYTES_LIST,
@@ -95,13 +95,16 @@ def _compare_read_shard(path: Path, **option: object) -> ShardChunk:
 
 @pytest.fixture(autouse=True, params=["C walks", "numpy walks"])
 def walks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test here runs twice: with the C length chain and Example scan (which the
-    install builds; missing, that run fails) and with the numpy/Python ones."""
+    """Every test here runs twice: with the C length chain, Example scan, checks and
+    float16 casts (which the install builds; missing, that run fails; the casts where
+    the CPU has F16C, see test_native_examples) and with the numpy/Python ones
+    (PyTorch for the casts)."""
     if request.param == "C walks":
         assert fastparse.native_examples is not None, "yt8mkit.data._native_examples not built"
     else:
-        monkeypatch.setattr(fastparse, "native_examples", None)
-        monkeypatch.setattr(tfrecord, "native_examples", None)
+        for module in (fastparse, tfrecord, half):
+            monkeypatch.setattr(module, "native_examples", None)
+        assert not half.casts_natively()
     return request.param
 
 

@@ -22,9 +22,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-import torch
 from pydantic import BaseModel, Field
 
+from yt8mkit.data.half import casts_natively
 from yt8mkit.data.schema import FeatureSchema
 from yt8mkit.data.shard import ShardChunk, ShardOptions, read_shard
 from yt8mkit.data.sources import resolve_sources, resolved_paths
@@ -103,9 +103,15 @@ def _freed_memory_kept() -> Iterator[None]:
 
 @contextmanager
 def _one_torch_thread() -> Iterator[None]:
-    """One PyTorch thread while ingesting: each decoding thread already has a core, and
-    PyTorch's own threads for the float16 casts would only compete with them (and spin
-    while they wait). The previous setting is restored."""
+    """One PyTorch thread while ingesting, where the float16 casts need PyTorch (see
+    half.py): each decoding thread already has a core, and PyTorch's own threads would
+    only compete with them (and spin while they wait). The previous setting is
+    restored. Elsewhere PyTorch is not even imported."""
+    if casts_natively():
+        yield
+        return
+    import torch
+
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
