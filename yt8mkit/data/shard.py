@@ -116,17 +116,6 @@ def _scan_keys(schema: FeatureSchema) -> list[str]:
     return [*ID_KEYS, LABELS_KEY, *(schema.video_key(m) for m in schema.modalities)]
 
 
-def _level_of(spans: RecordSpans, i: int, options: ShardOptions) -> Level:
-    """``detect_level`` of record i. A record that passes the checks of the fast path
-    is a plain Example (so it has no feature lists): video-level, found without the
-    general decoder, which costs more than the whole scan of a file."""
-    one = slice(i, i + 1)
-    record = RecordSpans(spans.path, spans.data, spans.index[one], spans.start[one], spans.end[one])
-    if _check_records(record, 0, options).ok[0]:
-        return "video"
-    return detect_level(spans.payload(i))
-
-
 class _RecordError(Exception):
     """A record-level fault; turned into BadInputError with the file and index."""
 
@@ -334,10 +323,12 @@ def _check_records_numpy(spans: RecordSpans, begin: int, options: ShardOptions) 
     return _Checked(ok, dims, fields)
 
 
-def _fast_records(spans: RecordSpans, begin: int, options: ShardOptions) -> _Fast:
-    """The records of ``begin:`` that pass every check (``_check_records``, then
-    finiteness), gathered."""
-    checked = _check_records(spans, begin, options)
+def _fast_records(
+    spans: RecordSpans, begin: int, options: ShardOptions, checked: _Checked | None = None
+) -> _Fast:
+    """The records of ``begin:`` that pass every check (``_check_records``, unless
+    given, then finiteness), gathered."""
+    checked = checked or _check_records(spans, begin, options)
     buf = spans.buf
     fields = checked.fields
     rows = np.flatnonzero(checked.ok)
@@ -367,13 +358,14 @@ def _fast_records(spans: RecordSpans, begin: int, options: ShardOptions) -> _Fas
 
 
 def _video_chunk(
-    spans: RecordSpans, begin: int, options: ShardOptions
+    spans: RecordSpans, begin: int, options: ShardOptions, checked: _Checked | None = None
 ) -> tuple[ShardChunk, list[BadInputError]]:
     """Decode and check records ``begin:`` of a video-level shard, as checking each
     record in turn would: dims (unless given) are those of the first record that
-    passes, records before it are checked without dims, records after it with them."""
+    passes, records before it are checked without dims, records after it with them.
+    ``checked``: ``_check_records`` of the same records, if already made."""
     path = spans.path
-    fast = _fast_records(spans, begin, options)
+    fast = _fast_records(spans, begin, options, checked)
     n = len(spans) - begin
     rest = np.ones(n, bool)
     rest[fast.rows] = False
@@ -577,17 +569,25 @@ def read_shard(path: str, options: ShardOptions | None = None) -> ShardChunk:
     faults = list(spans.crc_errors)
     level = options.level
     begin = 0
-    # The level is that of the first intact record the general decoder can read.
+    checked: _Checked | None = None
+    # The level is that of the first intact record the general decoder can read. One
+    # that passes the checks of the fast path is a plain Example (no feature lists),
+    # so video-level: found without the general decoder, which costs more than the
+    # checks of the whole file, and the checks are those of the video-level chunk.
     while level is None and begin < len(spans):
+        checked = _check_records(spans, begin, options)
+        if checked.ok[0]:
+            level = "video"
+            break
         try:
-            level = _level_of(spans, begin, options)
+            level = detect_level(spans.payload(begin))
         except WireError as err:
             faults.append(BadInputError(path, f"malformed record: {err}", int(spans.index[begin])))
             begin += 1
     if level is None:
         chunk = ShardChunk(path=path, level="video")
     elif level == "video":
-        chunk, found = _video_chunk(spans, begin, options)
+        chunk, found = _video_chunk(spans, begin, options, checked)
         faults.extend(found)
     else:
         chunk = _frame_chunk(spans, begin, options, faults)
