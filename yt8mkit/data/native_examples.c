@@ -1,15 +1,20 @@
-/* The two serial walks of ingest, in C: the chain of TFRecord lengths through a
- * file, and the Features map of each tf.train.Example.
+/* The loops of ingest, in C: the chain of TFRecord lengths through a file, the
+ * Features map of each tf.train.Example (scan, and examine: the scan with the checks
+ * of a video-level record), packed int64 lists, the payload CRCs, and the copy, check
+ * and cast of feature rows.
  *
- * Why C: both are chains (each length says where the next field starts), so numpy
- * can only step every record in lockstep, a dozen array operations a step, and
- * Python one record at a time. Here each is one loop with the GIL released.
+ * Why C: the walks are chains (each length says where the next field starts), so
+ * numpy can only step every record in lockstep, a dozen array operations a step, and
+ * Python one record at a time; and with two decoding threads, every array operation
+ * that holds the GIL is time the other thread may wait. Here each is one loop with
+ * the GIL released.
  *
- * Semantics are those of fastparse.scan_examples (see its docstring): a record is
- * "plain" only when its every byte was checked to have the one layout TensorFlow
- * writes; any other record is left to the general decoder. Every read is bounded by
- * the record's end (a field running past it makes the record not plain), so no
- * input can make this read outside the buffer.
+ * Semantics are those of fastparse.scan_examples (see its docstring) and of the numpy
+ * checks of shard._check_records_numpy: a record is "plain" only when its every byte
+ * was checked to have the one layout TensorFlow writes; any other record is left to
+ * the general decoder. Every read is bounded by the record's end (a field running
+ * past it makes the record not plain), so no input can make this read outside the
+ * buffer.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

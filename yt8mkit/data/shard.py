@@ -7,12 +7,14 @@ files (duplicate ids, one level and one set of dimensions for the whole store) a
 the writer's.
 
 Video-level shards are decoded a file at a time: framed and CRC-checked in bulk
-(``read_spans``), every Example located by ``fastparse.scan_examples``, the feature
-rows copied, checked for NaN and Inf and cast in one pass (``gather_features``), and
-the other checks run as numpy expressions over all records. The fast path only ever
-accepts a record that passes every check; any other record (an unusual encoding, a
-fault) goes through the general decoder and the scalar checks, which stay the
-reference, so the errors and their messages are the same.
+(``read_spans``); every record scanned and checked in one C loop (``_check_records``:
+``examine`` of native_examples.c, or where that was not built the numpy scan of
+``fastparse.scan_examples`` and array expressions, which the tests hold it to); the
+feature rows of the records that pass copied, checked for NaN and Inf and cast in
+one pass (``gather_features``). The fast path only ever accepts a record that passes
+every check; any other record (an unusual encoding, a fault) goes through the general
+decoder and the scalar checks, which stay the reference, so the errors and their
+messages are the same.
 """
 
 from __future__ import annotations
@@ -272,8 +274,8 @@ def _check_records(spans: RecordSpans, begin: int, options: ShardOptions) -> _Ch
     fields = np.empty((4 + len(modalities), n), np.int64)
     fastparse.native_examples.examine(
         spans.buf,
-        spans.start[begin:],
-        spans.end[begin:],
+        np.ascontiguousarray(spans.start[begin:], np.int64),
+        np.ascontiguousarray(spans.end[begin:], np.int64),
         tuple(key.encode() for key in keys),
         len(ID_KEYS),
         -1 if options.num_classes is None else options.num_classes,
