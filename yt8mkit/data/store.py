@@ -482,11 +482,16 @@ def first_duplicate(blob: np.ndarray, offsets: np.ndarray) -> tuple[int, int] | 
     if n < 2:
         return None
     ids = blob[offsets[0] : offsets[-1]]
-    words = max((int(lengths.max()) + 7) // 8, 1)
-    padded = np.zeros((n, 8 * words), np.uint8)
-    cols = np.arange(ids.size) - np.repeat(offsets[:-1] - offsets[0], lengths)
-    padded[np.repeat(np.arange(n), lengths), cols] = ids
-    keys = [*padded.view(np.uint64).T, lengths]  # np.lexsort: the last key sorts first
+    width = int(lengths.max())
+    padded = np.zeros((n, 8 * max((width + 7) // 8, 1)), np.uint8)
+    uniform = bool((lengths == width).all())
+    if uniform:  # the usual case (YouTube-8M ids have one length): a reshape
+        padded[:, :width] = ids.reshape(n, width)
+    else:
+        cols = np.arange(ids.size) - np.repeat(offsets[:-1] - offsets[0], lengths)
+        padded[np.repeat(np.arange(n), lengths), cols] = ids
+    # np.lexsort: the last key sorts first; the length only where lengths differ.
+    keys = [*padded.view(np.uint64).T, *([] if uniform else [lengths])]
     order = np.lexsort(keys)
     same = np.ones(n - 1, bool)  # each sorted row equal to the next
     for key in keys:
