@@ -169,6 +169,21 @@ static int check_spans(const Py_buffer *buf, const int64_t *starts, const int64_
     return 0;
 }
 
+/* The bytes of a tuple of keys (count already set and checked); -1 on error. */
+static int read_keys(PyObject *key_tuple, Keys *keys)
+{
+    for (int q = 0; q < keys->count; q++) {
+        PyObject *key = PyTuple_GET_ITEM(key_tuple, q);
+        if (!PyBytes_Check(key)) {
+            PyErr_SetString(PyExc_TypeError, "keys must be bytes");
+            return -1;
+        }
+        keys->key[q] = (const uint8_t *)PyBytes_AS_STRING(key);
+        keys->length[q] = PyBytes_GET_SIZE(key);
+    }
+    return 0;
+}
+
 PyDoc_STRVAR(scan_doc,
              "scan(buf, starts, ends, keys, plain, kind, start, length) -> None\n\n"
              "The Examples buf[starts[i]:ends[i]] (int64), against the known keys (a\n"
@@ -191,15 +206,8 @@ static PyObject *py_scan(PyObject *self, PyObject *args)
         PyErr_Format(PyExc_ValueError, "between 1 and %d keys, got %d", MAX_KEYS, keys.count);
         goto done;
     }
-    for (int q = 0; q < keys.count; q++) {
-        PyObject *key = PyTuple_GET_ITEM(key_tuple, q);
-        if (!PyBytes_Check(key)) {
-            PyErr_SetString(PyExc_TypeError, "keys must be bytes");
-            goto done;
-        }
-        keys.key[q] = (const uint8_t *)PyBytes_AS_STRING(key);
-        keys.length[q] = PyBytes_GET_SIZE(key);
-    }
+    if (read_keys(key_tuple, &keys))
+        goto done;
     const Py_ssize_t n = starts_buf.len / 8;
     if (starts_buf.len % 8 || check_len(&ends_buf, n, 8, "ends") ||
         check_len(&plain_buf, n, 1, "plain") || check_len(&kind_buf, keys.count * n, 8, "kind") ||
@@ -481,15 +489,8 @@ static PyObject *py_examine(PyObject *self, PyObject *args)
                      keys.count, id_keys, MAX_KEYS);
         goto done;
     }
-    for (int q = 0; q < keys.count; q++) {
-        PyObject *key = PyTuple_GET_ITEM(key_tuple, q);
-        if (!PyBytes_Check(key)) {
-            PyErr_SetString(PyExc_TypeError, "keys must be bytes");
-            goto done;
-        }
-        keys.key[q] = (const uint8_t *)PyBytes_AS_STRING(key);
-        keys.length[q] = PyBytes_GET_SIZE(key);
-    }
+    if (read_keys(key_tuple, &keys))
+        goto done;
     const Py_ssize_t n = starts_buf.len / 8;
     if (starts_buf.len % 8 || check_len(&ends_buf, n, 8, "ends") ||
         check_len(&dims_buf, modalities, 8, "dims") || check_len(&ok_buf, n, 1, "ok") ||
