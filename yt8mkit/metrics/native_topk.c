@@ -93,9 +93,10 @@ static PyObject *py_top_k(PyObject *self, PyObject *args)
     const float *x = scores.buf;
     int32_t *idx = out_idx.buf;
     float *val = out_val.buf;
-    /* Room for every score of a row as a candidate: the most pass 2 can copy out. */
-    float *cand_vals = PyMem_RawMalloc((size_t)c * sizeof(float));
-    int32_t *cand_idx = PyMem_RawMalloc((size_t)c * sizeof(int32_t));
+    /* Room for every score of a row as a candidate, the most pass 2 can copy out, and
+     * the 16 lanes its last step stores. */
+    float *cand_vals = PyMem_RawMalloc(((size_t)c + 16) * sizeof(float));
+    int32_t *cand_idx = PyMem_RawMalloc(((size_t)c + 16) * sizeof(int32_t));
     if (!cand_vals || !cand_idx) {
         PyMem_RawFree(cand_vals);
         PyMem_RawFree(cand_idx);

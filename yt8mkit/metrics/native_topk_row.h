@@ -70,34 +70,81 @@ static inline float LANE_BOUND(const __m512 *lanes, int k)
 }
 
 /* Pass 2: every score >= bound, and its class, appended to (cv, ci) in class order;
- * returns how many, or -1 - the class of the first NaN. It reads one cache line a
- * step, and asks for the same line of the next row (`ahead`, NULL after the last):
- * that row's pass 1 then finds it in cache, its memory wait hidden behind this
- * work instead of following it. */
+ * returns how many, or -1 - the class of the first NaN. Branch-free: each step
+ * compresses the classes of its candidates (often none) into a register and stores
+ * all 16 lanes at the end of the list, which the next step overwrites (ci has 16
+ * places more than a row); a branch on "any candidate here" was mispredicted at
+ * every candidate. The scores are then read by class from the row, in L1. A NaN is
+ * never below the bound, so it is among the candidates: checked there, once, rather
+ * than by a second compare a step (compares and compresses share one port).
+ * It reads one cache line a step, and asks for the same line of the next row
+ * (`ahead`, NULL after the last): that row's pass 1 then finds it in cache, its
+ * memory wait hidden behind this work instead of following it. Into L2, not L1: a
+ * prefetch into L1 holds one of the core's few line-fill buffers until its line
+ * arrives, which capped the stream of rows at about 7 GB/s a core here; with L2 as
+ * the target the top k of a row took 1.4 us instead of 1.9 (one thread). */
 static inline Py_ssize_t COLLECT(const float *x, Py_ssize_t c, float bound, float *cv, int32_t *ci,
                                  const float *ahead)
 {
     const __m512 vb = _mm512_set1_ps(bound);
-    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i step = _mm512_set1_epi32(16);
+    __m512i cls = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     Py_ssize_t m = 0;
     for (Py_ssize_t j = 0; j < c; j += 16) {
         const Py_ssize_t left = c - j;
         if (ahead)
-            _mm_prefetch((const char *)(ahead + j), _MM_HINT_T0);
+            _mm_prefetch((const char *)(ahead + j), _MM_HINT_T1);
         const __mmask16 live = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
         const __m512 v = _mm512_maskz_loadu_ps(live, x + j);
         /* Not below the bound: at least it, or NaN. */
         const __mmask16 keep = _mm512_mask_cmp_ps_mask(live, v, vb, _CMP_NLT_UQ);
-        if (!keep)
-            continue;
-        const __mmask16 nan = _mm512_mask_cmp_ps_mask(keep, v, v, _CMP_UNORD_Q);
-        if (nan)
-            return -1 - (j + __builtin_ctz(nan));
-        _mm512_mask_compressstoreu_ps(cv + m, keep, v);
-        _mm512_mask_compressstoreu_epi32(ci + m, keep, _mm512_add_epi32(iota, _mm512_set1_epi32((int)j)));
+        _mm512_storeu_si512((void *)(ci + m), _mm512_maskz_compress_epi32(keep, cls));
         m += __builtin_popcount(keep);
+        cls = _mm512_add_epi32(cls, step);
+    }
+    int nan = 0;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        cv[i] = x[ci[i]];
+        nan |= cv[i] != cv[i];
+    }
+    if (nan) {
+        for (Py_ssize_t j = 0; j < c; j++)
+            if (x[j] != x[j])
+                return -1 - j;
     }
     return m;
+}
+
+/* RANK_FEW (below) with the candidates in up to FEW / 16 registers: a candidate's
+ * place is the count of lanes above it, or equal and before it, found 16 at once. */
+#define HAVE_RANK_FEW_VECTOR 1
+static inline void RANK_FEW(const float *cv, const int32_t *ci, Py_ssize_t m, int k,
+                            float *vals, int32_t *idx)
+{
+    __m512 cand[FEW / 16];
+    __mmask16 live[FEW / 16];
+    const int regs = (int)((m + 15) / 16);
+    for (int q = 0; q < regs; q++) {
+        const Py_ssize_t left = m - 16 * q;
+        live[q] = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
+        cand[q] = _mm512_maskz_loadu_ps(live[q], cv + 16 * q);
+    }
+    for (Py_ssize_t i = 0; i < m; i++) {
+        const __m512 v = _mm512_set1_ps(cv[i]);
+        int place = 0;
+        for (int q = 0; q < regs; q++) {
+            const Py_ssize_t lower = i - 16 * q; /* lanes of register q before i */
+            const __mmask16 before =
+                lower >= 16 ? 0xFFFF : lower <= 0 ? 0 : (__mmask16)((1u << lower) - 1);
+            const __mmask16 above = _mm512_mask_cmp_ps_mask(live[q], cand[q], v, _CMP_GT_OQ);
+            const __mmask16 tied = _mm512_mask_cmp_ps_mask(before, cand[q], v, _CMP_EQ_OQ);
+            place += __builtin_popcount(above | tied);
+        }
+        if (place < k) {
+            vals[place] = cv[i];
+            idx[place] = ci[i];
+        }
+    }
 }
 #else
 static inline void LANE_MAXIMA(const float *x, Py_ssize_t c, float *lanes)
@@ -148,7 +195,7 @@ static inline Py_ssize_t COLLECT(const float *x, Py_ssize_t c, float bound, floa
     Py_ssize_t m = 0, j = 0;
     for (; j + CHUNK <= c; j += CHUNK) {
         if (ahead)
-            __builtin_prefetch(ahead + j);  /* as in the AVX-512 version */
+            __builtin_prefetch(ahead + j, 0, 2);  /* into L2, as in the AVX-512 version */
         for (unsigned mask = not_below(x + j, bound); mask; mask &= mask - 1) {
             const Py_ssize_t at = j + __builtin_ctz(mask);
             if (x[at] != x[at])
@@ -172,6 +219,7 @@ static inline Py_ssize_t COLLECT(const float *x, Py_ssize_t c, float bound, floa
 /* The top k of m <= FEW candidates (in class order): each one's place is the number
  * of candidates ranked before it (a higher score, or the same score and a lower
  * class), so every place is distinct and the loops have no data-dependent branch. */
+#ifndef HAVE_RANK_FEW_VECTOR
 static inline void RANK_FEW(const float *cv, const int32_t *ci, Py_ssize_t m, int k,
                             float *vals, int32_t *idx)
 {
@@ -186,6 +234,8 @@ static inline void RANK_FEW(const float *cv, const int32_t *ci, Py_ssize_t m, in
         }
     }
 }
+#endif
+#undef HAVE_RANK_FEW_VECTOR
 
 static Py_ssize_t ROW_FN(const float *x, Py_ssize_t c, int k, float *vals, int32_t *idx,
                          float *cv, int32_t *ci, const float *ahead)
