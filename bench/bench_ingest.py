@@ -42,6 +42,9 @@ DEV = ROOT.parent / "shared" / "data" / "yt8m-2018-video" / "dev"
 TF_PYTHON = ROOT / ".venv-tf" / "bin" / "python"
 TF_SCRIPT = ROOT / "bench" / "tf_parse.py"
 SETUP_TF = "python3 -m venv .venv-tf && .venv-tf/bin/pip install tensorflow-cpu"
+# As tf_parse.py: a pause before each timed run, so that neither side's idle threads,
+# still spinning, take cores from the other's run.
+SETTLE_S = 0.3
 
 
 class TensorFlowReference:
@@ -87,6 +90,7 @@ def time_ingest(data: Path, run: Run) -> dict[str, float]:
     """One ingest into a new store: videos, wall seconds, CPU seconds (parent and workers);
     the temporary directory's removal is not timed."""
     folder = Path(tempfile.mkdtemp(prefix="bench_ingest_", dir=run.tmp))
+    time.sleep(SETTLE_S)
     try:
         start, (parent, workers) = time.perf_counter(), _cpu_seconds()
         meta = ingest([data], folder / "store", run.config)

@@ -72,8 +72,18 @@ def _timed(ds: tf.data.Dataset) -> dict[str, float]:
     }
 
 
+# Pause before each timed pass: thread pools (TensorFlow's, and the other side's in
+# bench_ingest.py) spin for a while after their work, and would take cores from
+# whatever is timed next. bench_ingest.py pauses as long before each of its runs.
+SETTLE_S = 0.3
+
+
 def _pass(configs: dict[str, tf.data.Dataset]) -> dict[str, dict[str, float]]:
-    return {name: _timed(ds) for name, ds in configs.items()}
+    timings = {}
+    for name, ds in configs.items():
+        time.sleep(SETTLE_S)
+        timings[name] = _timed(ds)
+    return timings
 
 
 def main(argv: list[str] | None = None) -> int:
