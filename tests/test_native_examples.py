@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import google_crc32c
 import numpy as np
 import pytest
 
@@ -25,7 +24,7 @@ from yt8mkit.data import fastparse
 from yt8mkit.data.example import encode_example
 from yt8mkit.data.native import crc32c_value
 from yt8mkit.data.shard import ShardOptions, _check_records, _check_records_numpy
-from yt8mkit.data.tfrecord import RecordSpans, read_spans
+from yt8mkit.data.tfrecord import RecordSpans, masked_crc32c, read_spans
 
 native = fastparse.native_examples
 
@@ -76,30 +75,46 @@ def test_scan_and_chain_refuse_bad_arguments() -> None:
         )
     with pytest.raises(TypeError, match="bytes"):
         native.scan(buf, np.array([0, 10]), np.array([5, 20]), ("id", "labels"), plain, *table)
+    places = 64 // 12 + 1
     with pytest.raises(ValueError, match="too few places"):
-        native.chain(buf, np.zeros(2, np.int64))
-    # A length running past the end: the walk stops, the offset beyond the buffer.
-    buf[:8] = np.frombuffer(np.uint64(1000).tobytes(), np.uint8)
-    heads = np.zeros(64 // 12 + 1, np.int64)
-    assert native.chain(buf, heads) == (1, 65)
+        native.chain(buf, np.zeros(2, np.int64), np.zeros(places, np.uint64))
+    with pytest.raises(ValueError, match="too few places"):
+        native.chain(buf, np.zeros(places, np.int64), np.zeros(2, np.uint64))
+    # A length running past the end: the walk stops, the offset beyond the buffer, and
+    # the length as written (even one above 2^63).
+    for length in (1000, 2**64 - 5):
+        buf[:8] = np.frombuffer(np.uint64(length).tobytes(), np.uint8)
+        heads, lengths = np.zeros(places, np.int64), np.zeros(places, np.uint64)
+        assert native.chain(buf, heads, lengths) == (1, 65)
+        assert heads[0] == 0 and int(lengths[0]) == length
 
 
 def test_payload_crcs_come_from_google_crc32c_library() -> None:
     # The wheel of google-crc32c bundles Google's crc32c library; its crc32c_value is
-    # what the C loop calls (found and checked against the binding in native.py).
+    # what the C loop calls (found and checked against the binding in native.py). The
+    # loop masks each CRC as TFRecord does and compares it with the stored one.
     assert crc32c_value is not None, "google-crc32c's bundled library was not found"
     rng = np.random.default_rng(3)
-    buf = rng.integers(0, 256, 20_000).astype(np.uint8)
+    buf = rng.integers(0, 256, 21_300).astype(np.uint8)
     starts = np.sort(rng.integers(0, 19_000, 300)).astype(np.int64)
     ends = starts + rng.integers(0, 1000, 300)
-    out = np.empty(300, np.uint32)
-    native.crcs(buf, starts, ends, crc32c_value, out)
-    want = [google_crc32c.value(buf[a:b].tobytes()) for a, b in zip(starts, ends)]
-    assert out.tolist() == want
+    stored_at = 20_000 + 4 * np.arange(300, dtype=np.int64)[::-1]  # any place, any order
+    for at, a, b in zip(stored_at, starts, ends):
+        masked = masked_crc32c(buf[a:b].tobytes())
+        buf[at : at + 4] = np.frombuffer(np.uint32(masked).tobytes(), np.uint8)
+    wrong = rng.choice(300, 40, replace=False)
+    buf[stored_at[wrong]] ^= 1 << rng.integers(0, 8, 40).astype(np.uint8)
+    ok = np.empty(300, np.uint8)
+    native.crcs(buf, starts, ends, crc32c_value, stored_at, ok)
+    expected = np.ones(300, bool)
+    expected[wrong] = False
+    np.testing.assert_array_equal(ok.view(bool), expected)
     with pytest.raises(ValueError, match="outside the buffer"):
-        native.crcs(buf, starts, ends + 20_000, crc32c_value, out)
+        native.crcs(buf, starts, ends + 20_000, crc32c_value, stored_at, ok)
+    with pytest.raises(ValueError, match="stored CRC 3 at 21297 is outside the buffer"):
+        native.crcs(buf, starts, ends, crc32c_value, np.where(np.arange(300) == 3, 21_297, 0), ok)
     with pytest.raises(ValueError, match="no crc32c_value"):
-        native.crcs(buf, starts, ends, 0, out)
+        native.crcs(buf, starts, ends, 0, stored_at, ok)
 
 
 def test_varints_equal_the_numpy_decoder_on_random_bytes() -> None:

@@ -238,33 +238,36 @@ done:
 }
 
 PyDoc_STRVAR(chain_doc,
-             "chain(buf, heads) -> (count, offset)\n\n"
-             "Walk a TFRecord file's lengths: heads (int64, at least len(buf) // 12 + 1\n"
-             "places) gets the offset of each record header that has its 12 bytes; the\n"
-             "walk stops where fewer are left. offset is where the next header would be\n"
-             "(beyond len(buf) when the last record is cut short). Checks nothing else.");
+             "chain(buf, heads, lengths) -> (count, offset)\n\n"
+             "Walk a TFRecord file's lengths: heads (int64) and lengths (uint64), each\n"
+             "with at least len(buf) // 12 + 1 places, get the offset and the length\n"
+             "field of each record header that has its 12 bytes; the walk stops where\n"
+             "fewer are left. offset is where the next header would be (beyond len(buf)\n"
+             "when the last record is cut short). Checks nothing else.");
 
 static PyObject *py_chain(PyObject *self, PyObject *args)
 {
     (void)self;
-    Py_buffer buf, heads_buf;
-    if (!PyArg_ParseTuple(args, "y*w*", &buf, &heads_buf))
+    Py_buffer buf, heads_buf, lengths_buf;
+    if (!PyArg_ParseTuple(args, "y*w*w*", &buf, &heads_buf, &lengths_buf))
         return NULL;
     PyObject *result = NULL;
     const int64_t size = buf.len;
-    if (heads_buf.len < (size / 12 + 1) * 8) {
-        PyErr_SetString(PyExc_ValueError, "heads has too few places");
+    if (heads_buf.len < (size / 12 + 1) * 8 || lengths_buf.len < (size / 12 + 1) * 8) {
+        PyErr_SetString(PyExc_ValueError, "heads or lengths has too few places");
         goto done;
     }
     const uint8_t *b = buf.buf;
     int64_t *heads = heads_buf.buf;
+    uint64_t *lengths = lengths_buf.buf;
     int64_t offset = 0, count = 0;
     Py_BEGIN_ALLOW_THREADS
     while (size - offset >= 12) {
-        heads[count++] = offset;
         uint64_t length = 0;
         for (int q = 7; q >= 0; q--) /* little-endian, whatever the CPU */
             length = length << 8 | b[offset + q];
+        heads[count] = offset;
+        lengths[count++] = length;
         if (length > (uint64_t)(size - offset)) {
             offset = size + 1;
             break;
@@ -276,6 +279,7 @@ static PyObject *py_chain(PyObject *self, PyObject *args)
 done:
     PyBuffer_Release(&buf);
     PyBuffer_Release(&heads_buf);
+    PyBuffer_Release(&lengths_buf);
     return result;
 }
 
@@ -368,32 +372,43 @@ done:
 typedef uint32_t (*crc_fn)(const uint8_t *data, size_t count);
 
 PyDoc_STRVAR(crcs_doc,
-             "crcs(buf, starts, ends, crc32c_value, out) -> None\n\n"
-             "out[i] (uint32) = crc32c_value(buf[starts[i]:ends[i]]), where crc32c_value\n"
-             "is the address of that C function of Google's crc32c library (the one the\n"
-             "google-crc32c wheel ships; see native.py), called with the GIL released.");
+             "crcs(buf, starts, ends, crc32c_value, stored_at, ok) -> None\n\n"
+             "ok[i] (uint8): the masked CRC32C of buf[starts[i]:ends[i]], as TFRecord\n"
+             "masks it, equals the little-endian uint32 at buf[stored_at[i]:]. The CRC is\n"
+             "crc32c_value, the address of that C function of Google's crc32c library\n"
+             "(the one the google-crc32c wheel ships; see native.py), called with the GIL\n"
+             "released.");
 
 static PyObject *py_crcs(PyObject *self, PyObject *args)
 {
     (void)self;
-    Py_buffer buf, starts_buf, ends_buf, out_buf;
+    Py_buffer buf, starts_buf, ends_buf, stored_buf, ok_buf;
     unsigned long long address;
-    if (!PyArg_ParseTuple(args, "y*y*y*Kw*", &buf, &starts_buf, &ends_buf, &address, &out_buf))
+    if (!PyArg_ParseTuple(args, "y*y*y*Ky*w*", &buf, &starts_buf, &ends_buf, &address, &stored_buf,
+                          &ok_buf))
         return NULL;
     PyObject *result = NULL;
     const Py_ssize_t n = starts_buf.len / 8;
-    if (starts_buf.len % 8 || check_len(&ends_buf, n, 8, "ends") || check_len(&out_buf, n, 4, "out"))
+    if (starts_buf.len % 8 || check_len(&ends_buf, n, 8, "ends") ||
+        check_len(&stored_buf, n, 8, "stored_at") || check_len(&ok_buf, n, 1, "ok"))
         goto done;
     if (!address) {
         PyErr_SetString(PyExc_ValueError, "no crc32c_value function");
         goto done;
     }
-    const int64_t *starts = starts_buf.buf, *ends = ends_buf.buf;
+    const int64_t *starts = starts_buf.buf, *ends = ends_buf.buf, *stored_at = stored_buf.buf;
     if (check_spans(&buf, starts, ends, n))
         goto done;
+    for (Py_ssize_t r = 0; r < n; r++) {
+        if (stored_at[r] < 0 || stored_at[r] > buf.len - 4) {
+            PyErr_Format(PyExc_ValueError, "stored CRC %zd at %lld is outside the buffer", r,
+                         (long long)stored_at[r]);
+            goto done;
+        }
+    }
     const crc_fn crc = (crc_fn)(uintptr_t)address;
     const uint8_t *b = buf.buf;
-    uint32_t *out = out_buf.buf;
+    uint8_t *ok = ok_buf.buf;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t r = 0; r < n; r++) {
         /* The next record asked into L2 while this one is summed, its memory wait
@@ -406,7 +421,12 @@ static PyObject *py_crcs(PyObject *self, PyObject *args)
             for (int64_t at = starts[r + 1]; at < stop; at += 64)
                 __builtin_prefetch(b + at, 0, 2);
         }
-        out[r] = crc(b + starts[r], (size_t)(ends[r] - starts[r]));
+        const uint32_t sum = crc(b + starts[r], (size_t)(ends[r] - starts[r]));
+        const uint32_t masked = ((sum >> 15) | (sum << 17)) + 0xA282EAD8u;
+        const uint8_t *at = b + stored_at[r];
+        const uint32_t stored = (uint32_t)at[0] | (uint32_t)at[1] << 8 | (uint32_t)at[2] << 16 |
+                                (uint32_t)at[3] << 24;
+        ok[r] = masked == stored;
     }
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
@@ -414,7 +434,8 @@ done:
     PyBuffer_Release(&buf);
     PyBuffer_Release(&starts_buf);
     PyBuffer_Release(&ends_buf);
-    PyBuffer_Release(&out_buf);
+    PyBuffer_Release(&stored_buf);
+    PyBuffer_Release(&ok_buf);
     return result;
 }
 

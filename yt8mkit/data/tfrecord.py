@@ -178,41 +178,51 @@ class RecordSpans:
         return self.data[int(self.start[i]) : int(self.end[i])]
 
 
-def _length_chain(data: bytes | mmap.mmap, buf: np.ndarray, size: int) -> tuple[np.ndarray, int]:
-    """Offsets of the record headers that have their 12 bytes, and where the next one
-    would start. Each length says where the next record starts: a serial chain, walked
-    in C where it was built, else by a plain loop that does nothing else; lengths and
-    bounds are checked over all records afterwards."""
+def _length_chain(
+    data: bytes | mmap.mmap, buf: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Offsets of the record headers that have their 12 bytes, their length fields
+    (uint64), and where the next header would start. Each length says where the next
+    record starts: a serial chain, walked in C where it was built, else by a plain loop
+    that does nothing else; lengths and bounds are checked over all records afterwards."""
     if native_examples is not None:
         heads = np.empty(size // _HEADER.size + 1, np.int64)
-        count, offset = native_examples.chain(buf, heads)
-        return heads[:count], offset
+        lengths = np.empty(size // _HEADER.size + 1, np.uint64)
+        count, offset = native_examples.chain(buf, heads, lengths)
+        return heads[:count], lengths[:count], offset
     found: list[int] = []
     unpack = _LENGTH.unpack_from
     offset = 0
     while size - offset >= _HEADER.size:
         found.append(offset)
         offset += unpack(data, offset)[0] + _HEADER.size + _FOOTER.size
-    return np.array(found, np.int64), offset
+    heads = np.array(found, np.int64)
+    return heads, _int_at(buf, heads, "<u8"), offset
 
 
-def _payload_crcs(
-    data: bytes | mmap.mmap, buf: np.ndarray, start: np.ndarray, end: np.ndarray
+def _crcs_match(
+    data: bytes | mmap.mmap,
+    buf: np.ndarray,
+    start: np.ndarray,
+    end: np.ndarray,
+    stored_at: np.ndarray,
 ) -> np.ndarray:
-    """CRC32C of each payload ``data[start[i]:end[i]]``: google-crc32c's C library
-    called for all of them from C where it was found (see native.py), else its Python
-    binding once a payload."""
+    """Whether the masked CRC32C of each ``data[start[i]:end[i]]`` is the one stored at
+    ``stored_at[i]``: google-crc32c's C library called for all of them from one C loop
+    where it was found (see native.py), which also masks and compares; else its Python
+    binding once a span, and numpy."""
     if native_examples is not None and crc32c_value is not None:
-        computed = np.empty(len(start), np.uint32)
-        native_examples.crcs(buf, start, end, crc32c_value, computed)
-        return computed
-    payloads = map(data.__getitem__, map(slice, start.tolist(), end.tolist()))
-    return np.fromiter(map(google_crc32c.value, payloads), np.uint32, len(start))
+        ok = np.empty(len(start), np.uint8)
+        native_examples.crcs(buf, start, end, crc32c_value, stored_at, ok)
+        return ok.view(bool)
+    spans = map(data.__getitem__, map(slice, start.tolist(), end.tolist()))
+    computed = np.fromiter(map(google_crc32c.value, spans), np.uint32, len(start))
+    return _mask(computed) == _int_at(buf, stored_at, "<u4")
 
 
 def read_spans(path: str | os.PathLike[str], check_crc: bool = True) -> RecordSpans:
     """Frame a whole file: the same checks and messages as ``TFRecordReader``, in bulk
-    (the length CRCs as numpy comparisons, the payload CRCs by ``_payload_crcs``)."""
+    (both CRCs of every record by ``_crcs_match``)."""
     name = str(path)
     # Mapped, not read: a frame-level shard can be hundreds of MB, and its pages then stay
     # page cache (shared, reclaimable) instead of a private copy. The map closes when the
@@ -221,8 +231,7 @@ def read_spans(path: str | os.PathLike[str], check_crc: bool = True) -> RecordSp
         size = os.fstat(f.fileno()).st_size
         data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
     buf = np.frombuffer(data, np.uint8)
-    head, offset = _length_chain(data, buf, size)
-    length = _int_at(buf, head, "<u8")
+    head, length, offset = _length_chain(data, buf, size)
     truncated: BadInputError | None = None
     if offset > size:
         last = len(head) - 1
@@ -235,8 +244,8 @@ def read_spans(path: str | os.PathLike[str], check_crc: bool = True) -> RecordSp
     fatal = truncated
     count = len(head) if truncated is None else truncated.record
     if check_crc and len(head):
-        computed = _payload_crcs(data, buf, head, head + _LENGTH.size)
-        bad = np.flatnonzero(_mask(computed) != _int_at(buf, head + _LENGTH.size, "<u4"))
+        at = head + _LENGTH.size
+        bad = np.flatnonzero(~_crcs_match(data, buf, head, at, at))
         # A length is checked before it is trusted: a bad length CRC outranks the
         # truncation that the corrupt length itself may have caused.
         if bad.size:
@@ -253,8 +262,7 @@ def read_spans(path: str | os.PathLike[str], check_crc: bool = True) -> RecordSp
     index = np.arange(count, dtype=np.int64)
     crc_errors: list[BadInputError] = []
     if check_crc and count:
-        computed = _payload_crcs(data, buf, start, end)
-        good = _mask(computed) == _int_at(buf, end, "<u4")
+        good = _crcs_match(data, buf, start, end, end)
         if not good.all():
             crc_errors = [
                 BadInputError(name, "bad data CRC (corrupt record payload)", int(i))
