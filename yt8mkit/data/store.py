@@ -474,9 +474,10 @@ def first_duplicate(blob: np.ndarray, offsets: np.ndarray) -> tuple[int, int] | 
     """The earliest video whose id an earlier video has, as (that earlier video, it),
     or None; ids as in ``ShardChunk``.
 
-    The ids, zero-padded to whole 8-byte words, are sorted as rows of integers with
-    their length (``np.lexsort``, stable), so that equal ids are neighbours, in order:
-    a few bytes a video and sorts of integers, not a Python set of every id."""
+    The ids, zero-padded to whole 8-byte words, are sorted as rows of integers, with
+    their length where lengths differ (``np.lexsort``, stable), so that equal ids are
+    neighbours, in order: a few bytes a video and sorts of integers, not a Python set
+    of every id."""
     lengths = np.diff(offsets)
     n = len(lengths)
     if n < 2:
