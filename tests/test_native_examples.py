@@ -52,29 +52,58 @@ def _mangled(spans: RecordSpans, rng: np.random.Generator, count: int) -> list[b
     return records
 
 
-def test_c_and_numpy_scans_agree_on_mangled_real_records(smoke_dir: Path) -> None:
-    """The C walk decides every mangled record as the numpy walk does, and is exact
-    where it says plain."""
+def test_c_checks_decide_mangled_real_records_as_numpy(smoke_dir: Path) -> None:
+    """600 real records, mangled: the numpy scan is exact where it says plain, and the C
+    checks pass the same records, with the same fields, as the numpy ones."""
     real = read_spans(smoke_dir / "validate00.tfrecord")
     records = _mangled(real, np.random.default_rng(23), 600)
-    plain = _assert_scan_matches_decoder(*framed(records))
+    data, starts, ends = framed(records)
+    plain = _assert_scan_matches_decoder(data, starts, ends)
     assert 100 < plain < 600  # both kinds of record were made
+    spans = RecordSpans("f", data, np.arange(600), np.array(starts), np.array(ends))
+    options = ShardOptions()
+    ours, ref = _check_records(spans, 0, options), _check_records_numpy(spans, 0, options)
+    np.testing.assert_array_equal(ours.ok, ref.ok)
+    assert ours.dims == ref.dims == {"rgb": 1024, "audio": 128}
+    np.testing.assert_array_equal(ours.fields[:, ours.ok], ref.fields[:, ref.ok])
+    assert 100 < ours.ok.sum() <= plain
 
 
-def test_scan_and_chain_refuse_bad_arguments() -> None:
+def test_examine_refuses_bad_arguments() -> None:
     buf = np.zeros(64, np.uint8)
-    n = 2
-    plain = np.zeros(n, np.uint8)
-    table = np.zeros((3, 2, n), np.int64)
-    keys = (b"id", b"labels")
-    with pytest.raises(ValueError, match=r"record 1 \[10, 65\) is outside the buffer"):
-        native.scan(buf, np.array([0, 10]), np.array([5, 65]), keys, plain, *table)
-    with pytest.raises(ValueError, match="kind holds"):
-        native.scan(
-            buf, np.array([0, 10]), np.array([5, 20]), keys, plain, table[0, :1], *table[1:]
+    ok = np.zeros(2, np.uint8)
+    table = np.zeros((5, 2), np.int64)
+    keys = (b"id", b"labels", b"mean_rgb")
+
+    def examine(ends: list[int], **changes: object) -> None:
+        args = {"keys": keys, "dims": np.full(1, -1, np.int64), "table": table, **changes}
+        native.examine(
+            buf,
+            np.array([0, 10]),
+            np.array(ends),
+            args["keys"],
+            1,
+            -1,
+            args["dims"],
+            ok,
+            args["table"],
         )
+
+    examine([5, 20])  # well formed: no error
+    with pytest.raises(ValueError, match=r"record 1 \[10, 65\) is outside the buffer"):
+        examine([5, 65])
+    with pytest.raises(ValueError, match="table holds"):
+        examine([5, 20], table=table[:4])
+    with pytest.raises(ValueError, match="dims holds"):
+        examine([5, 20], dims=np.zeros(2, np.int64))
+    with pytest.raises(ValueError, match="an id and labels"):
+        examine([5, 20], keys=(b"id",))
     with pytest.raises(TypeError, match="bytes"):
-        native.scan(buf, np.array([0, 10]), np.array([5, 20]), ("id", "labels"), plain, *table)
+        examine([5, 20], keys=("id", "labels", "mean_rgb"))
+
+
+def test_chain_refuses_bad_arguments() -> None:
+    buf = np.zeros(64, np.uint8)
     places = 64 // 12 + 1
     with pytest.raises(ValueError, match="too few places"):
         native.chain(buf, np.zeros(2, np.int64), np.zeros(places, np.uint64))

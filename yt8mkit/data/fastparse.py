@@ -198,18 +198,13 @@ def scan_examples(
     starts: np.ndarray,
     ends: np.ndarray,
     keys: Sequence[str],
-    native: bool | None = None,
 ) -> ExampleScan:
     """Locate ``keys`` in the Examples ``buf[starts[i]:ends[i]]`` (records of a TFRecord
     file, each followed by at least 4 bytes of the file).
 
-    The walk runs in C (``_native_examples``, one loop, the GIL released) where it was
-    built, else in numpy; ``native`` forces one (the tests compare them). Both give the
-    same result."""
-    if native is None:
-        native = native_examples is not None and len(keys) <= NATIVE_MAX_KEYS
-    if native:
-        return _scan_native(buf, starts, ends, keys)
+    Ingest runs this walk, with the checks of a video-level record, in C where that was
+    built (``examine`` of native_examples.c, via ``shard._check_records``); this numpy
+    walk is the fallback, and the reference the tests hold the C one to."""
     n = len(starts)
     read = _Reader(buf)
     # Example: field 1 (the Features) over the whole record, or followed by ``12 00``.
@@ -274,32 +269,6 @@ def _required_native() -> ModuleType:
             "reinstall yt8mkit where a C compiler is available"
         )
     return native_examples
-
-
-def _scan_native(
-    buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, keys: Sequence[str]
-) -> ExampleScan:
-    walks = _required_native()
-    n = len(starts)
-    plain = np.zeros(n, np.uint8)
-    table = np.zeros((3, len(keys), n), np.int64)
-    walks.scan(
-        buf,
-        np.ascontiguousarray(starts, np.int64),
-        np.ascontiguousarray(ends, np.int64),
-        tuple(k.encode() for k in keys),
-        plain,
-        table[0],
-        table[1],
-        table[2],
-    )
-    spans = {
-        key: KeySpans(
-            table[0, i], table[1, i], table[2, i], np.zeros(0, np.int64), np.zeros(n, np.int64)
-        )
-        for i, key in enumerate(keys)
-    }
-    return _with_int64_values(buf, ExampleScan(plain.view(bool), spans))
 
 
 def _with_int64_values(buf: np.ndarray, scan: ExampleScan) -> ExampleScan:

@@ -1,7 +1,7 @@
-/* The loops of ingest, in C: the chain of TFRecord lengths through a file, the
- * Features map of each tf.train.Example (scan, and examine: the scan with the checks
- * of a video-level record), packed int64 lists, the payload CRCs, and the copy, check
- * and cast of feature rows.
+/* The loops of ingest, in C: the chain of TFRecord lengths through a file, the CRCs
+ * of its records, the Features map of each tf.train.Example scanned and checked as a
+ * video-level record (examine), packed int64 lists, and the copy, check and cast of
+ * feature rows.
  *
  * Why C: the walks are chains (each length says where the next field starts), so
  * numpy can only step every record in lockstep, a dozen array operations a step, and
@@ -10,11 +10,11 @@
  * the GIL released.
  *
  * Semantics are those of fastparse.scan_examples (see its docstring) and of the numpy
- * checks of shard._check_records_numpy: a record is "plain" only when its every byte
- * was checked to have the one layout TensorFlow writes; any other record is left to
- * the general decoder. Every read is bounded by the record's end (a field running
- * past it makes the record not plain), so no input can make this read outside the
- * buffer.
+ * checks of shard._check_records_numpy, which stay as the fallback and the tests'
+ * reference: a record is "plain" only when its every byte was checked to have the one
+ * layout TensorFlow writes; any other record is left to the general decoder. Every
+ * read is bounded by the record's end (a field running past it makes the record not
+ * plain), so no input can make this read outside the buffer.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -108,9 +108,10 @@ static int entry(const uint8_t *b, int64_t es, int64_t ee, const Keys *keys, int
     return -1;
 }
 
-/* Record buf[s:e): whether plain; fills its column of the (keys, n) tables. */
-static int record(const uint8_t *b, int64_t s, int64_t e, const Keys *keys, int64_t n,
-                  int64_t r, int64_t *kind, int64_t *start, int64_t *length)
+/* Record buf[s:e): whether plain (as fastparse.scan_examples decides it); sets
+ * kind/start/length[q] for each key q present (the caller zero-fills them). */
+static int record(const uint8_t *b, int64_t s, int64_t e, const Keys *keys, int64_t *kind,
+                  int64_t *start, int64_t *length)
 {
     /* Example: field 1 (the Features) over the whole record, or followed by 12 00. */
     int64_t flen, size;
@@ -138,9 +139,9 @@ static int record(const uint8_t *b, int64_t s, int64_t e, const Keys *keys, int6
         if (q < 0 || seen[q])
             return 0;
         seen[q] = 1;
-        kind[q * n + r] = k;
-        start[q * n + r] = ps;
-        length[q * n + r] = pl;
+        kind[q] = k;
+        start[q] = ps;
+        length[q] = pl;
         pos = ee;
     }
     return 1;
@@ -183,58 +184,6 @@ static int read_keys(PyObject *key_tuple, Keys *keys)
         keys->length[q] = PyBytes_GET_SIZE(key);
     }
     return 0;
-}
-
-PyDoc_STRVAR(scan_doc,
-             "scan(buf, starts, ends, keys, plain, kind, start, length) -> None\n\n"
-             "The Examples buf[starts[i]:ends[i]] (int64), against the known keys (a\n"
-             "tuple of bytes): plain[i] (uint8) whether record i is of the plain layout,\n"
-             "and for key q, kind/start/length[q, i] (int64, zero-filled by the caller)\n"
-             "of its Feature's list. As fastparse.scan_examples, without the int64 values.");
-
-static PyObject *py_scan(PyObject *self, PyObject *args)
-{
-    (void)self;
-    Py_buffer buf, starts_buf, ends_buf, plain_buf, kind_buf, start_buf, length_buf;
-    PyObject *key_tuple;
-    if (!PyArg_ParseTuple(args, "y*y*y*O!w*w*w*w*", &buf, &starts_buf, &ends_buf, &PyTuple_Type,
-                          &key_tuple, &plain_buf, &kind_buf, &start_buf, &length_buf))
-        return NULL;
-    PyObject *result = NULL;
-    Keys keys = {0};
-    keys.count = (int)PyTuple_GET_SIZE(key_tuple);
-    if (keys.count < 1 || keys.count > MAX_KEYS) {
-        PyErr_Format(PyExc_ValueError, "between 1 and %d keys, got %d", MAX_KEYS, keys.count);
-        goto done;
-    }
-    if (read_keys(key_tuple, &keys))
-        goto done;
-    const Py_ssize_t n = starts_buf.len / 8;
-    if (starts_buf.len % 8 || check_len(&ends_buf, n, 8, "ends") ||
-        check_len(&plain_buf, n, 1, "plain") || check_len(&kind_buf, keys.count * n, 8, "kind") ||
-        check_len(&start_buf, keys.count * n, 8, "start") ||
-        check_len(&length_buf, keys.count * n, 8, "length"))
-        goto done;
-    const int64_t *starts = starts_buf.buf, *ends = ends_buf.buf;
-    if (check_spans(&buf, starts, ends, n))
-        goto done;
-    const uint8_t *b = buf.buf;
-    uint8_t *plain = plain_buf.buf;
-    int64_t *kind = kind_buf.buf, *start = start_buf.buf, *length = length_buf.buf;
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t r = 0; r < n; r++)
-        plain[r] = (uint8_t)record(b, starts[r], ends[r], &keys, n, r, kind, start, length);
-    Py_END_ALLOW_THREADS
-    result = Py_NewRef(Py_None);
-done:
-    PyBuffer_Release(&buf);
-    PyBuffer_Release(&starts_buf);
-    PyBuffer_Release(&ends_buf);
-    PyBuffer_Release(&plain_buf);
-    PyBuffer_Release(&kind_buf);
-    PyBuffer_Release(&start_buf);
-    PyBuffer_Release(&length_buf);
-    return result;
 }
 
 PyDoc_STRVAR(chain_doc,
@@ -547,7 +496,7 @@ static PyObject *py_examine(PyObject *self, PyObject *args)
     for (Py_ssize_t r = 0; r < n; r++) {
         Fields f = {{0}, {0}, {0}};
         int id_q = -1;
-        ok[r] = (uint8_t)(record(b, starts[r], ends[r], &keys, 1, 0, f.kind, f.start, f.length) &&
+        ok[r] = (uint8_t)(record(b, starts[r], ends[r], &keys, f.kind, f.start, f.length) &&
                           passes(b, &f, id_keys, keys.count, num_classes, &id_q));
         for (int row = 0; row < 4 + modalities; row++)
             table[row * n + r] = 0;
@@ -710,7 +659,6 @@ done:
 static PyMethodDef methods[] = {
     {"varints", py_varints, METH_VARARGS, varints_doc},
     {"crcs", py_crcs, METH_VARARGS, crcs_doc},
-    {"scan", py_scan, METH_VARARGS, scan_doc},
     {"chain", py_chain, METH_VARARGS, chain_doc},
     {"rows", py_rows, METH_VARARGS, rows_doc},
     {"examine", py_examine, METH_VARARGS, examine_doc},
@@ -718,7 +666,7 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_native_examples", "TFRecord length chains, Example scans and feature rows.", -1,
+    PyModuleDef_HEAD_INIT, "_native_examples", "TFRecord framing, CRCs, Example checks and feature rows.", -1,
     methods, NULL, NULL, NULL, NULL,
 };
 
