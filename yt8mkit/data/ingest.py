@@ -4,11 +4,14 @@ Worker threads each decode one shard (``read_shard``); the calling thread append
 chunks in file order. At most ``2 * workers`` shards are decoded or waiting at any
 time, so memory is bounded by a few shards whatever the input size.
 
-Threads, not processes: the decoding runs outside the GIL for the most part (the C
-walks of ``native_examples.c``, numpy, PyTorch's float16 cast), so threads overlap on
-the cores, and no decoded shard is pickled from one process to another. Measured on
-``dev/``, that pickling made the parent the bottleneck (0.84x TensorFlow with
-processes); frame-level shards, whose frames are large, cost the most to pickle.
+Threads, not processes: most of the decoding runs outside the GIL (the C loops of
+``native_examples.c``: framing, CRCs, the checks of each record, the copy and float16
+cast of the features), so threads overlap on the cores, and no decoded shard is
+pickled from one process to another. Measured on ``dev/``, that pickling made the
+parent the bottleneck (0.84x TensorFlow with processes); frame-level shards, whose
+frames are large, cost the most to pickle. What still holds the GIL is the Python
+between the C calls, a few hundred small operations a shard: it, not the cores,
+bounds what a second thread gains.
 """
 
 from __future__ import annotations
