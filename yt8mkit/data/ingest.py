@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field
 from yt8mkit.data.half import casts_natively
 from yt8mkit.data.schema import FeatureSchema
 from yt8mkit.data.shard import ShardChunk, ShardOptions, read_shard
-from yt8mkit.data.sources import resolve_sources, resolved_paths
+from yt8mkit.data.sources import find_sources
 from yt8mkit.data.store import StoreMeta, StoreWriter
 from yt8mkit.errors import BadInputError
 
@@ -135,11 +135,11 @@ def ingest(
     Ctrl-C) leaves a partial store that the next call with the same inputs resumes.
     """
     config = config or IngestConfig()
-    files = resolve_sources(sources)
+    files, real_paths = find_sources(sources)
     out_path = Path(out)
     options = _options(config)
     key = config.model_dump(exclude={"workers", "resume"})
-    writer = StoreWriter(out_path, resolved_paths(files), key, config.video_dtype)
+    writer = StoreWriter(out_path, real_paths, key, config.video_dtype)
     start = writer.open(resume=config.resume)
     try:
         with _freed_memory_kept(), _one_torch_thread():

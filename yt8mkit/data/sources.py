@@ -16,6 +16,12 @@ TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords")
 def resolve_sources(patterns: Sequence[str | os.PathLike[str]]) -> list[str]:
     """Files as given, folders expanded to their TFRecord files, globs expanded; sorted
     within each pattern so that a store's video order is the same on every machine."""
+    return find_sources(patterns)[0]
+
+
+def find_sources(patterns: Sequence[str | os.PathLike[str]]) -> tuple[list[str], list[str]]:
+    """``resolve_sources``, and each file's ``resolved_paths`` (computed once: the
+    check that no file is given twice needs them too)."""
     files: list[str] = []
     for pattern in patterns:
         text = str(pattern)
@@ -38,12 +44,13 @@ def resolve_sources(patterns: Sequence[str | os.PathLike[str]]) -> list[str]:
             raise BadInputError(text, "no such file or folder")
     if not files:
         raise BadInputError("(no input)", "empty input: no files given")
+    real_paths = resolved_paths(files)
     seen: set[str] = set()
-    for typed, real in zip(files, resolved_paths(files)):
+    for typed, real in zip(files, real_paths):
         if real in seen:
             raise BadInputError(typed, "file given more than once")
         seen.add(real)
-    return files
+    return files, real_paths
 
 
 def resolved_paths(files: Sequence[str | os.PathLike[str]]) -> list[str]:
