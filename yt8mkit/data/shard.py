@@ -75,9 +75,7 @@ class ShardChunk:
 
     @property
     def ids(self) -> list[bytes]:
-        blob = self.id_bytes.tobytes()
-        offsets = self.id_offsets.tolist()
-        return [blob[a:b] for a, b in pairwise(offsets)]
+        return unpack_ids(self.id_bytes, self.id_offsets)
 
     @property
     def dims(self) -> dict[str, int]:
@@ -89,6 +87,12 @@ def pack_ids(ids: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     lengths = np.fromiter(map(len, ids), np.int64, len(ids))
     offsets = np.concatenate([np.zeros(1, np.int64), np.cumsum(lengths)])
     return np.frombuffer(b"".join(ids), np.uint8), offsets
+
+
+def unpack_ids(id_bytes: np.ndarray, id_offsets: np.ndarray) -> list[bytes]:
+    """The list of ids that ``pack_ids`` packed."""
+    blob = id_bytes.tobytes()
+    return [blob[a:b] for a, b in pairwise(id_offsets.tolist())]
 
 
 @dataclass(frozen=True)
@@ -448,8 +452,7 @@ def _assemble(
         rows = np.concatenate([fast.rows, slow_rows])[order]
         records = [slow[int(r)] for r in slow_rows]
         no_labels = np.zeros(0, np.int64)
-        fast_ids = ShardChunk(spans.path, "video", fast.id_bytes, fast.id_offsets).ids
-        every_id = [*fast_ids, *(v.video_id for v in records)]
+        every_id = [*unpack_ids(fast.id_bytes, fast.id_offsets), *(v.video_id for v in records)]
         id_bytes, id_offsets = pack_ids([every_id[i] for i in order.tolist()])
         labelled = np.concatenate([fast.labelled, [v.labels is not None for v in records]])
         labelled = labelled[order].astype(bool)
