@@ -273,13 +273,7 @@ def _required_native() -> ModuleType:
 
 def _with_int64_values(buf: np.ndarray, scan: ExampleScan) -> ExampleScan:
     """Decode the packed int64 lists of the plain records; a bad run unplains its record."""
-    spans = list(scan.keys.values())
-    if not spans:
-        return scan
-    # Which keys have any, found for all keys at once: usually only the labels do.
-    kinds = np.stack([span.kind for span in spans])
-    for q in np.flatnonzero(((kinds == INT64_LIST) & scan.plain).any(axis=1)).tolist():
-        span = spans[q]
+    for span in scan.keys.values():
         rows = np.flatnonzero(scan.plain & (span.kind == INT64_LIST))
         if rows.size:
             values, counts, valid = decode_varints(buf, span.start[rows], span.length[rows])
