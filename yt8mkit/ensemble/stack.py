@@ -10,7 +10,9 @@ Run directory::
     fold{k}/           model.txt (best iteration only), label_freq.npy, fit_videos.npy,
                        valid_videos.npy (early stopping), oof/ + oof_rows.npy (scores of the
                        fold's videos), done.json
-    oof/               the ensemble's out-of-fold prediction set, aligned with the store
+    oof/               the ensemble's out-of-fold prediction set, aligned with the store; the
+                       selection split's videos (no fold model trains on them): the fold
+                       models' mean probability, as for test videos
     test/              test predictions, the fold models' mean probability
     metrics.json       out-of-fold GAP@20 of the ensemble and of every input model
 """
@@ -28,6 +30,7 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 
+from yt8mkit.data.folds import SELECTION, fold_ids, selection_rows
 from yt8mkit.data.store import Store
 from yt8mkit.ensemble.candidates import expand_rows
 from yt8mkit.ensemble.config import StackConfig
@@ -144,7 +147,7 @@ def _train_fold(
     began = time.perf_counter()
     fold_dir.mkdir(parents=True, exist_ok=True)
     labelled = np.asarray(store.labelled, bool)
-    train_videos = np.flatnonzero((folds != fold) & labelled)
+    train_videos = np.flatnonzero((folds != fold) & (folds != SELECTION) & labelled)
     scored_videos = np.flatnonzero(folds == fold)
     fit_videos, valid_videos = _split_train(train_videos, config, fold)
     freq = label_frequencies(store, train_videos)
@@ -195,13 +198,20 @@ def _train_fold(
     return _load_fold(fold_dir, fold)
 
 
-def _assemble_oof(store: Store, all_folds: list[int], out: Path, top_k: int) -> Predictions:
-    writer = PredictionsWriter(out / "oof", store.num_videos, store.num_classes, top_k,
+def _assemble_oof(
+    store: Store, sets: dict[str, Predictions], out: Path, all_folds: list[int],
+    layout: FeatureLayout, config: StackConfig,
+) -> Predictions:
+    writer = PredictionsWriter(out / "oof", store.num_videos, store.num_classes, config.top_k,
                                store=str(store.path))
     for fold in all_folds:
         part = Predictions(out / f"fold{fold}" / "oof")
         rows = np.load(out / f"fold{fold}" / "oof_rows.npy")
         writer.write_sparse(rows, np.asarray(part.indices), np.asarray(part.scores))
+    selected = selection_rows(store.folds())
+    if len(selected):
+        _score_by_all_folds(sets, selected, writer, out, all_folds, layout, config,
+                            store.num_classes, None)
     return writer.close()
 
 
@@ -209,16 +219,27 @@ def _predict_test(
     test_sets: dict[str, Predictions], out: Path, all_folds: list[int], layout: FeatureLayout,
     config: StackConfig, num_classes: int, progress: Progress | None,
 ) -> Predictions:
-    """Mean probability of the fold models over each test video's candidates."""
+    num_videos = len(next(iter(test_sets.values())))
+    writer = PredictionsWriter(out / "test", num_videos, num_classes, config.top_k)
+    _score_by_all_folds(test_sets, np.arange(num_videos), writer, out, all_folds, layout,
+                        config, num_classes, progress)
+    return writer.close()
+
+
+def _score_by_all_folds(
+    sets_by_name: dict[str, Predictions], videos: np.ndarray, writer: PredictionsWriter,
+    out: Path, all_folds: list[int], layout: FeatureLayout, config: StackConfig,
+    num_classes: int, progress: Progress | None,
+) -> None:
+    """Mean probability of the fold models over the candidates of ``videos`` (rows of
+    ``sets_by_name``), written at the same rows of ``writer``."""
     boosters = [lgb.Booster(model_file=str(out / f"fold{f}" / "model.txt")) for f in all_folds]
     freqs = [np.load(out / f"fold{f}" / "label_freq.npy") for f in all_folds]
-    sets = [test_sets[name] for name in layout.model_names]
-    num_videos = len(sets[0])
-    writer = PredictionsWriter(out / "test", num_videos, num_classes, config.top_k)
-    for start in range(0, num_videos, config.chunk_videos):
-        stop = min(start + config.chunk_videos, num_videos)
+    sets = [sets_by_name[name] for name in layout.model_names]
+    for start in range(0, len(videos), config.chunk_videos):
+        chunk = videos[start : start + config.chunk_videos]
         block = build_block(
-            [(np.asarray(p.indices[start:stop]), np.asarray(p.scores[start:stop])) for p in sets],
+            [(np.asarray(p.indices[chunk]), np.asarray(p.scores[chunk])) for p in sets],
             layout, config.top_n, num_classes,
         )
         total = np.zeros(block.num_rows, np.float64)
@@ -229,20 +250,22 @@ def _predict_test(
             block.indptr, block.labels, (total / len(boosters)).astype(np.float32),
             config.top_k, num_classes,
         )
-        writer.write_sparse(np.arange(start, stop), indices, scores)
+        writer.write_sparse(chunk, indices, scores)
         if progress is not None:
-            progress("test", {"videos": stop, "of": num_videos})
-    return writer.close()
+            progress("test", {"videos": start + len(chunk), "of": len(videos)})
 
 
 def oof_gap(predictions: Predictions, store: Store, k: int = 20,
-            block_videos: int = 65536) -> float:
-    """GAP@k of a prediction set over the store's labelled videos, block by block."""
+            block_videos: int = 65536, rows: np.ndarray | None = None) -> float:
+    """GAP@k of a prediction set over the store's labelled videos (among ``rows``, by
+    default the folds' videos, not the selection split's), block by block."""
     from yt8mkit.metrics import GapAccumulator, Labels
 
     labels = Labels(np.asarray(store.labels_indptr), np.asarray(store.labels_indices),
                     store.num_classes)
-    rows = np.flatnonzero(np.asarray(store.labelled, bool))
+    wanted = np.asarray(store.folds()) != SELECTION if rows is None else np.isin(
+        np.arange(store.num_videos), rows)
+    rows = np.flatnonzero(np.asarray(store.labelled, bool) & wanted)
     accumulator = GapAccumulator(k)
     for start in range(0, len(rows), block_videos):
         part = rows[start : start + block_videos]
@@ -317,7 +340,7 @@ def run_stack(
         "config": config.result_key(),
     })
     folds = store.folds()
-    all_folds = sorted(int(f) for f in np.unique(folds))
+    all_folds = fold_ids(folds)
     layout = FeatureLayout(names, config.rank_features, config.context_features)
 
     results: list[FoldStack] = []
@@ -336,7 +359,7 @@ def run_stack(
         shutil.rmtree(out / "features")
 
     if retrained or not Predictions.exists(out / "oof"):
-        oof = _assemble_oof(store, all_folds, out, config.top_k)
+        oof = _assemble_oof(store, sets, out, all_folds, layout, config)
     else:
         oof = Predictions(out / "oof")
     test = None
@@ -358,5 +381,11 @@ def run_stack(
         "config": config.model_dump(),
     }
     metrics["gain_over_best_single"] = metrics["oof_gap"] - inputs_gap[best]
+    selected = selection_rows(folds)
+    if len(selected):
+        # Leak-free: neither LightGBM nor any input model trained on these videos.
+        metrics["selection_gap"] = oof_gap(oof, store, rows=selected)
+        metrics["inputs_selection_gap"] = {name: oof_gap(p, store, rows=selected)
+                                           for name, p in sets.items()}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return StackResult(oof=oof, test=test, metrics=metrics, folds=results)

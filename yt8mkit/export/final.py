@@ -13,6 +13,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from yt8mkit.data.folds import fold_ids
 from yt8mkit.data.store import Store
 from yt8mkit.distill.config import DistillConfig
 from yt8mkit.distill.run import final_model_factory
@@ -66,7 +67,7 @@ def export_final_model(
     build = final_model_factory(store, student_dirs, distill.student_params(),
                                 distill.use_raw_input)
     folds = store.folds()
-    chosen = sorted({int(f) for f in folds}) if config.fold == "all" else [config.fold]
+    chosen = fold_ids(folds) if config.fold == "all" else [config.fold]
     members = []
     for fold in chosen:
         checkpoint = kind / "final" / f"fold{fold}" / "best.pt"

@@ -77,7 +77,8 @@ def derive_store(
     derived = Store(out_path)
     info = folds_info(source)
     if info is not None:
-        write_folds(derived, info["num_folds"], info["seed"])
+        write_folds(derived, info["num_folds"], info["seed"],
+                    info.get("selection_fraction", 0.0))
     return derived
 
 

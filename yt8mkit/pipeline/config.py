@@ -37,6 +37,11 @@ class FoldsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     num_folds: int = Field(5, ge=2)
     seed: int = 0
+    # Share of the training videos set aside as the selection split: no first-level
+    # model trains on them, and every second-level choice and score is made on them
+    # (yt8mkit/data/folds.py). 0 turns it off, and the second level then chooses on
+    # leaky out-of-fold scores.
+    selection_fraction: float = Field(0.1, ge=0.0, lt=1.0)
 
 
 class PipelineConfig(BaseModel):

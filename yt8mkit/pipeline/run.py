@@ -30,7 +30,7 @@ import numpy as np
 import yaml
 
 from yt8mkit.baselines import frequency_prior, frequency_top_k
-from yt8mkit.data.folds import folds_info, write_folds
+from yt8mkit.data.folds import fold_ids, folds_info, train_rows, write_folds
 from yt8mkit.data.sources import open_or_ingest
 from yt8mkit.data.store import Store
 from yt8mkit.data.submission import write_submission
@@ -123,9 +123,12 @@ def _data(config: PipelineConfig, run_dir: Path, stages: _Stages, report: Report
 def _folds(config: PipelineConfig, store: Store, report: Report) -> None:
     info = folds_info(store)
     wanted = config.folds
-    if info is None or (info["num_folds"], info["seed"]) != (wanted.num_folds, wanted.seed):
-        report(f"stage folds: {wanted.num_folds} folds, seed {wanted.seed}")
-        write_folds(store, wanted.num_folds, wanted.seed)
+    key = (wanted.num_folds, wanted.seed, wanted.selection_fraction)
+    if info is None or (info["num_folds"], info["seed"],
+                        info.get("selection_fraction", 0.0)) != key:
+        report(f"stage folds: {wanted.num_folds} folds, seed {wanted.seed}, "
+               f"{wanted.selection_fraction:.0%} of the videos as the selection split")
+        write_folds(store, *key)
 
 
 def _baseline(store: Store, test_store: Store | None, run_dir: Path, stages: _Stages,
@@ -139,9 +142,9 @@ def _baseline(store: Store, test_store: Store | None, run_dir: Path, stages: _St
 
     folds = store_folds(store)
     accumulator = GapAccumulator(k=20)
-    for fold in np.unique(folds):
+    for fold in fold_ids(folds):
         held_out = np.flatnonzero(folds == fold)
-        indices, scores = frequency_top_k(frequency_prior(store, np.flatnonzero(folds != fold)),
+        indices, scores = frequency_top_k(frequency_prior(store, train_rows(folds, fold)),
                                           len(held_out))
         accumulator.add_top_k(indices, scores, store.labels_dense(held_out))
     out = run_dir / "baseline"

@@ -57,6 +57,11 @@ class TrainConfig(BaseModel):
     epochs: int = Field(10, ge=1)
     # Epochs without a better validation GAP@20 before stopping.
     patience: int = Field(3, ge=0)
+    # Where the epoch is chosen (early stopping, best checkpoint): the held-out fold, or
+    # the store's selection split. Second-level models (students, the final model) train
+    # on soft labels from teachers that saw every fold's labels, so only the selection
+    # split, which no teacher trained on, chooses for them without a leak.
+    select_on: Literal["fold", "selection"] = "fold"
     seed: int = 0
     # Top-K kept of every prediction; DESIGN.md asks for K >= 50 for the second level.
     top_k: int = Field(50, ge=20)

@@ -5,7 +5,9 @@ Run directory::
 
     config.yaml            the resolved TrainConfig (a different one is refused)
     fold{k}/               best.pt, last.pt, metrics.json, oof/ (held-out part), done.json
-    oof/                   top-K predictions of each training video by the model not seeing it
+    oof/                   top-K predictions of each training video by the model not seeing it;
+                           videos of the selection split (no fold trains on them): the fold
+                           models' mean probability, as for test videos
     test/                  top-K test predictions, the fold models' mean probability
     submission.csv         Kaggle submission of test/
     metrics.json           per-fold and out-of-fold GAP@20 and BCE, test GAP when labelled
@@ -14,14 +16,14 @@ Run directory::
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import yaml
 from torch import nn
 
-from yt8mkit.data.folds import write_folds
+from yt8mkit.data.folds import fold_ids, selection_rows, train_rows, write_folds
 from yt8mkit.data.store import Store, StoreError
 from yt8mkit.data.submission import write_submission
 from yt8mkit.errors import Yt8mError
@@ -76,11 +78,10 @@ def run_fold(
     fold_dir = out / f"fold{fold}"
     if _fold_done(fold_dir):
         return json.loads((fold_dir / "done.json").read_text())
-    train_rows = np.flatnonzero(folds != fold)
     valid_rows = np.flatnonzero(folds == fold)
     factory = _for_fold(model_factory, fold)
-    result = train_fold(config, store, train_rows, valid_rows, fold_dir, progress,
-                        factory, targets)
+    result = train_fold(config, store, train_rows(folds, fold), _choosing_rows(config, folds, fold),
+                        fold_dir, progress, factory, targets)
     device = resolve_device(config)
     model = load_best(config, store, fold_dir, device, factory)
     writer = PredictionsWriter(fold_dir / "oof", len(valid_rows), store.num_classes, config.top_k)
@@ -95,29 +96,67 @@ def run_fold(
     return summary
 
 
+def _choosing_rows(config: TrainConfig, folds: np.ndarray, fold: int) -> np.ndarray:
+    """The videos whose GAP@20 chooses the fold's epoch (see TrainConfig.select_on)."""
+    if config.select_on == "fold":
+        return np.flatnonzero(folds == fold)
+    rows = selection_rows(folds)
+    if not len(rows):
+        raise Yt8mError(
+            f"{config.name}: select_on is 'selection', but the store's folds have no "
+            f"selection split (write folds with a selection_fraction above 0)"
+        )
+    return rows
+
+
 def _for_fold(factory: FoldModelFactory | None, fold: int) -> Callable[[], nn.Module] | None:
     return None if factory is None else (lambda: factory(fold))
 
 
-def assemble_oof(store: Store, folds: np.ndarray, out: Path, top_k: int) -> Predictions:
-    """The out-of-fold prediction set from the folds' held-out parts."""
-    writer = PredictionsWriter(out / "oof", store.num_videos, store.num_classes, top_k)
-    for fold in np.unique(folds):
+def assemble_oof(
+    config: TrainConfig, store: Store, folds: np.ndarray, out: Path,
+    model_factory: FoldModelFactory | None = None,
+) -> Predictions:
+    """The out-of-fold prediction set from the folds' held-out parts; the selection split's
+    videos, which no fold held out, get the fold models' mean probability."""
+    writer = PredictionsWriter(out / "oof", store.num_videos, store.num_classes, config.top_k)
+    for fold in fold_ids(folds):
         part = Predictions(out / f"fold{fold}" / "oof")
         rows = np.load(out / f"fold{fold}" / "oof_rows.npy")
         writer.write_sparse(rows, np.asarray(part.indices), np.asarray(part.scores))
+    selected = selection_rows(folds)
+    if len(selected):
+        for rows, mean in _mean_of_folds(config, store, store, selected, out, fold_ids(folds),
+                                         model_factory):
+            writer.write_dense(rows, mean)
     return writer.close()
 
 
-def prediction_gap(store: Store, predictions: Predictions) -> float:
-    """GAP@20 of a prediction set against the store's labels, chunk by chunk."""
+def prediction_gap(store: Store, predictions: Predictions,
+                   rows: np.ndarray | None = None) -> float:
+    """GAP@20 of a prediction set against the store's labels (over ``rows``, all by
+    default), chunk by chunk."""
+    rows = np.arange(store.num_videos) if rows is None else np.asarray(rows)
     accumulator = GapAccumulator(k=20)
-    for start in range(0, store.num_videos, 8192):
-        rows = np.arange(start, min(start + 8192, store.num_videos))
-        accumulator.add_top_k(np.asarray(predictions.indices[rows], np.int64),
-                              np.asarray(predictions.scores[rows], np.float32),
-                              store.labels_dense(rows))
+    for start in range(0, len(rows), 8192):
+        chunk = rows[start : start + 8192]
+        accumulator.add_top_k(np.asarray(predictions.indices[chunk], np.int64),
+                              np.asarray(predictions.scores[chunk], np.float32),
+                              store.labels_dense(chunk))
     return accumulator.gap()
+
+
+def _mean_of_folds(
+    config: TrainConfig, store: Store, data: Store, rows: np.ndarray, out: Path,
+    folds: Sequence[int], model_factory: FoldModelFactory | None,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(rows, mean probability of the fold models) of ``data``'s ``rows``, batch by batch."""
+    device = resolve_device(config)
+    models = [load_best(config, store, out / f"fold{f}", device, _for_fold(model_factory, f))
+              for f in folds]
+    streams = [predict_batches(m, config, data, rows, device) for m in models]
+    for parts in zip(*streams):
+        yield parts[0][0], np.mean([probs for _, probs in parts], axis=0)
 
 
 def predict_test(
@@ -125,16 +164,11 @@ def predict_test(
     model_factory: FoldModelFactory | None = None,
 ) -> Predictions:
     """Mean probability of the fold models, top-K; one batch of test videos at a time."""
-    device = resolve_device(config)
-    models = [load_best(config, store, out / f"fold{f}", device, _for_fold(model_factory, f))
-              for f in folds]
     writer = PredictionsWriter(out / "test", test_store.num_videos, store.num_classes,
                                config.top_k)
-    rows = np.arange(test_store.num_videos)
-    streams = [predict_batches(m, config, test_store, rows, device) for m in models]
-    for parts in zip(*streams):
-        batch_rows = parts[0][0]
-        mean = np.mean([probs for _, probs in parts], axis=0)
+    for batch_rows, mean in _mean_of_folds(config, store, test_store,
+                                           np.arange(test_store.num_videos), out, folds,
+                                           model_factory):
         writer.write_dense(batch_rows, mean)
     return writer.close()
 
@@ -156,7 +190,7 @@ def run_model(
                         f"training store {store.num_classes}")
     check_run_config(out, config)
     folds = store_folds(store)
-    all_folds = sorted(int(f) for f in np.unique(folds))
+    all_folds = fold_ids(folds)
     todo = all_folds if folds_to_run is None else sorted(folds_to_run)
     for fold in todo:
         if fold not in all_folds:
@@ -181,11 +215,15 @@ def run_model(
         if "oof_gap" in previous and previous.get("test_predictions") == has_test:
             return previous
     if done == all_folds:
-        oof = assemble_oof(store, folds, out, config.top_k)
-        metrics["oof_gap"] = prediction_gap(store, oof)
+        oof = assemble_oof(config, store, folds, out, model_factory)
+        metrics["oof_gap"] = prediction_gap(store, oof, np.flatnonzero(folds >= 0))
+        metrics["selected_on"] = config.select_on
+        if len(selection_rows(folds)):
+            # Leak-free for every level: no model this run learns from trained on them.
+            metrics["selection_gap"] = prediction_gap(store, oof, selection_rows(folds))
         fold_results = [json.loads((out / f"fold{f}" / "done.json").read_text())
                         for f in all_folds]
-        sizes = np.bincount(folds)
+        sizes = [int((folds == f).sum()) for f in all_folds]
         metrics["oof_bce"] = float(
             np.average([r["best_bce"] for r in fold_results], weights=sizes)
         )

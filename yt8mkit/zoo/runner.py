@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from yt8mkit.data.folds import fold_ids
 from yt8mkit.data.store import Store
 from yt8mkit.train.config import TrainConfig
 from yt8mkit.train.pool import Job, run_jobs
@@ -54,7 +55,7 @@ def run_zoo(
     """``workers`` > 1 runs the local backend's jobs in that many processes."""
     say = report or (lambda message: None)
     store = Store(store_path)
-    folds = sorted(int(f) for f in set(store_folds(store).tolist()))
+    folds = fold_ids(store_folds(store))
     result = ZooResult()
     jobs = []
     for name in configs:
