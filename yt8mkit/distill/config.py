@@ -4,9 +4,47 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from yt8mkit.distill.students import DEFAULT_STUDENTS
+from yt8mkit.models.registry import ModelConfig, ModelConfigError
+
+
+class StudentConfig(BaseModel):
+    """One student: any registered video-level model, and the training settings it needs
+    beyond the shared ``DistillConfig.train`` (its own learning rate, epochs, mixup...).
+
+    A plain mapping of ``student_mlp`` parameters (``{depth: 2, width: 1024}``) is read as
+    ``{model: student_mlp, params: {...}}``, the form of earlier configs."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str = "student_mlp"
+    params: dict[str, Any] = Field(default_factory=dict)
+    train: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_student_mlp(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not {"model", "params", "train"} & set(data):
+            return {"params": data}
+        return data
+
+    @model_validator(mode="after")
+    def _buildable(self) -> StudentConfig:
+        # Checked when the config is read: a typo must not wait for the students' stage.
+        if ModelConfig(name=self.model, params=self.params).kind != "video":
+            raise ModelConfigError(
+                f"student {self.model!r} is a frame-level model; students read video-level "
+                f"features (their frozen features feed the final model)"
+            )
+        return self
+
+    def describe(self) -> str:
+        if self.model == "student_mlp":
+            p = self.params
+            shape = f"{p.get('depth', '?')}x{p.get('width', '?')}"
+            return f"student_mlp {shape} {p.get('activation', '')}".rstrip()
+        return self.model
 
 
 class DistillConfig(BaseModel):
@@ -16,10 +54,13 @@ class DistillConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # Share of the hard labels blended into the soft targets (0: soft labels only).
     blend: float = Field(0.0, ge=0.0, le=1.0)
-    # student_mlp parameters of each student; ``student_overrides`` applies to all.
-    students: list[dict[str, Any]] = Field(
-        default_factory=lambda: [dict(s) for s in DEFAULT_STUDENTS]
+    # The ensemble's probabilities are sharpened (< 1) or softened (> 1) before the blend:
+    # p -> sigmoid(logit(p) / temperature).
+    temperature: float = Field(1.0, gt=0.0)
+    students: list[StudentConfig] = Field(
+        default_factory=lambda: [StudentConfig.model_validate(dict(s)) for s in DEFAULT_STUDENTS]
     )
+    # Parameters applied to every student_mlp student (e.g. a smaller width for a quick run).
     student_overrides: dict[str, Any] = Field(default_factory=dict)
     # TrainConfig fields (all but name and model) of the students and of the final model.
     train: dict[str, Any] = Field(default_factory=dict)
@@ -33,5 +74,7 @@ class DistillConfig(BaseModel):
     def kinds(self) -> list[str]:
         return ["soft", "hard"] if self.labels == "both" else [self.labels]
 
-    def student_params(self) -> list[dict[str, Any]]:
-        return [{**s, **self.student_overrides} for s in self.students]
+    def student_models(self) -> list[tuple[str, dict[str, Any]]]:
+        """(registered model name, parameters) of each student, overrides applied."""
+        return [(s.model, {**s.params, **self.student_overrides}
+                 if s.model == "student_mlp" else dict(s.params)) for s in self.students]

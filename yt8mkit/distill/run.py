@@ -11,13 +11,16 @@ Directory::
     hard/...                     the same trained on the hard labels (for the comparison)
     metrics.json                 out-of-fold (and test) GAP@20 of every model above
 
-The out-of-fold GAP of a model trained on soft labels is optimistic, and only its test
-GAP (held-out videos) compares it fairly with the first level: the soft label of a
-video of fold j comes from first-level models and a LightGBM model trained on the other
-folds, fold k among them, so the student of fold k learns to imitate teachers that were
-fitted to fold k's labels, and carries their fit over to fold k. Measured on dev: the
-soft-label final model's out-of-fold GAP@20 was 0.734 against the ensemble's 0.714,
-but 0.697 on held-out videos. A clean out-of-fold figure would need nested folds.
+Every choice of this stage is made leak-free when the store's folds set a selection split
+aside (``folds.selection_fraction``; the pipeline's default): the students' and the final
+model's epochs are chosen on it (``TrainConfig.select_on``), and its GAP@20
+(``selection_gap``) is the stage's score. The out-of-fold GAP of a model trained on soft
+labels is optimistic and chooses nothing: the soft label of a video of fold j comes from
+first-level models and a LightGBM model trained on the other folds, fold k among them, so
+the student of fold k learns to imitate teachers that were fitted to fold k's labels, and
+carries their fit over to fold k (measured on dev: a soft-label final model scored 0.793
+out of fold against the ensemble's 0.716, and 0.710 on held-out videos). No teacher
+trained on the selection split.
 """
 
 from __future__ import annotations
@@ -26,9 +29,9 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
 from torch import nn
 
+from yt8mkit.data.folds import fold_ids, selection_rows
 from yt8mkit.data.store import Store
 from yt8mkit.distill.config import DistillConfig
 from yt8mkit.distill.final_model import FinalModelParams, StudentSpec, build_final_model
@@ -42,31 +45,49 @@ from yt8mkit.train.run import check_run_config, run_fold, run_model, store_folds
 Report = Callable[[str], None]
 
 
-def _train_config(name: str, params: dict, fields: dict) -> TrainConfig:
-    return TrainConfig.model_validate(
-        {**fields, "name": name, "model": {"name": "student_mlp", "params": params}}
-    )
+StudentModels = list[tuple[str, dict]]
 
 
-def soft_labels_for(store: Store, ensemble_oof: Predictions, out: Path, blend: float
-                    ) -> SoftLabels:
+def _train_config(name: str, model: tuple[str, dict], fields: dict, select_on: str
+                  ) -> TrainConfig:
+    return TrainConfig.model_validate({
+        **fields, "name": name, "select_on": select_on,
+        "model": {"name": model[0], "params": model[1]},
+    })
+
+
+def select_on_for(store: Store) -> str:
+    """Where second-level epochs are chosen: the selection split when the folds have one."""
+    return "selection" if len(selection_rows(store_folds(store))) else "fold"
+
+
+def soft_labels_for(store: Store, ensemble_oof: Predictions, out: Path, blend: float,
+                    temperature: float = 1.0) -> SoftLabels:
     path = out / "soft_labels"
     if path.is_dir():
-        return SoftLabels.load(path)
-    soft = build_soft_labels(ensemble_oof, store, blend)
+        soft = SoftLabels.load(path)
+        if soft.meta.options() != (blend, temperature):
+            raise Yt8mError(
+                f"{path}: soft labels built with blend {soft.meta.blend} and temperature "
+                f"{soft.meta.temperature}, the config asks for {blend} and {temperature}; "
+                f"use a new output directory"
+            )
+        return soft
+    soft = build_soft_labels(ensemble_oof, store, blend, temperature)
     soft.save(path)
     return soft
 
 
 def final_model_factory(
-    store: Store, student_dirs: list[Path], student_params: list[dict], use_raw_input: bool
+    store: Store, student_dirs: list[Path], students: StudentModels, use_raw_input: bool
 ) -> Callable[[int], nn.Module]:
     """fold -> a final model over the students trained without that fold."""
 
     def build(fold: int) -> nn.Module:
         specs = [
-            StudentSpec(params=params, checkpoint=str(d / f"fold{fold}" / "best.pt"))
-            for d, params in zip(student_dirs, student_params)
+            StudentSpec(name=name, params=params,
+                        checkpoint=str(d / f"fold{fold}" / "best.pt"))
+            for d, (name, params) in zip(student_dirs, students)
         ]
         params = FinalModelParams(students=specs, use_raw_input=use_raw_input)
         return build_final_model(store.num_classes, store.dims, params)
@@ -75,7 +96,7 @@ def final_model_factory(
 
 
 def _fold_job(config: TrainConfig, store_path: str, fold: int, run_dir: str,
-              soft_labels: str | None, final_of: tuple[list[str], list[dict], bool] | None,
+              soft_labels: str | None, final_of: tuple[list[str], StudentModels, bool] | None,
               ) -> dict:
     """One fold of a student (``final_of`` None) or of the final model over the students
     in ``final_of``; in a worker process, so everything arrives as paths."""
@@ -91,12 +112,12 @@ def _fold_job(config: TrainConfig, store_path: str, fold: int, run_dir: str,
 
 def _train_folds(configs: dict[str, TrainConfig], dirs: dict[str, Path], store: Store,
                  soft_labels: Path | None, workers: int, say: Report,
-                 final_of: tuple[list[str], list[dict], bool] | None = None) -> None:
+                 final_of: tuple[list[str], StudentModels, bool] | None = None) -> None:
     """Every fold of every model named in ``configs`` not yet done, on ``workers``
     processes; the caller's run_model then only assembles what they wrote."""
     if workers <= 1:
         return  # run_model trains in this process, with its progress
-    folds = sorted(int(f) for f in np.unique(store_folds(store)))
+    folds = fold_ids(store_folds(store))
     jobs = []
     for name, config in configs.items():
         check_run_config(dirs[name], config)
@@ -126,35 +147,39 @@ def run_distill(
     many processes."""
     say = report or (lambda message: None)
     out.mkdir(parents=True, exist_ok=True)
-    soft = soft_labels_for(store, ensemble_oof, out, config.blend)
-    params = config.student_params()
+    soft = soft_labels_for(store, ensemble_oof, out, config.blend, config.temperature)
+    students = config.student_models()
+    select_on = select_on_for(store)
+    if select_on == "fold":
+        say("distill: no selection split in the store's folds: epochs are chosen on "
+            "out-of-fold scores, which leak (see yt8mkit/data/folds.py)")
     metrics: dict = {}
     if kinds is None:
         kinds = config.kinds()
     for kind in kinds:
         targets = soft.dense if kind == "soft" else None
         soft_path = out / "soft_labels" if kind == "soft" else None
-        names = [f"{kind}_student{i}" for i in range(len(params))]
-        student_dirs = [out / kind / f"student{i}" for i in range(len(params))]
-        configs = {name: _train_config(name, student, config.train)
-                   for name, student in zip(names, params)}
+        names = [f"{kind}_student{i}" for i in range(len(students))]
+        student_dirs = [out / kind / f"student{i}" for i in range(len(students))]
+        configs = {name: _train_config(name, model, {**config.train, **spec.train}, select_on)
+                   for name, model, spec in zip(names, students, config.students)}
         _train_folds(configs, dict(zip(names, student_dirs)), store, soft_path, workers, say)
-        for name, student, run_dir in zip(names, params, student_dirs):
-            say(f"distill: {name} ({student.get('depth')}x{student.get('width')} "
-                f"{student.get('activation')})")
+        for name, spec, run_dir in zip(names, config.students, student_dirs):
+            say(f"distill: {name} ({spec.describe()})")
             metrics[name] = _summary(run_model(configs[name], store, run_dir,
                                                targets=targets))
-        say(f"distill: {kind}_final over {len(params)} frozen students")
-        # The final model reads the students' inputs; its config names their
+        say(f"distill: {kind}_final over {len(students)} frozen students")
+        # The final model reads the students' inputs; its config names the first one's
         # architecture, the factory builds the real network from their checkpoints.
-        final_config = _train_config(f"{kind}_final", params[0], config.final_train)
+        final_config = _train_config(f"{kind}_final", students[0], config.final_train,
+                                      select_on)
         final_dir = out / kind / "final"
-        final_of = ([str(d) for d in student_dirs], params, config.use_raw_input)
+        final_of = ([str(d) for d in student_dirs], students, config.use_raw_input)
         _train_folds({final_config.name: final_config}, {final_config.name: final_dir}, store,
                      soft_path, workers, say, final_of)
         final = run_model(
             final_config, store, final_dir, test_store, targets=targets,
-            model_factory=final_model_factory(store, student_dirs, params,
+            model_factory=final_model_factory(store, student_dirs, students,
                                               config.use_raw_input),
         )
         metrics[f"{kind}_final"] = _summary(final)
@@ -163,4 +188,5 @@ def run_distill(
 
 
 def _summary(metrics: dict) -> dict:
-    return {k: metrics[k] for k in ("oof_gap", "oof_bce", "test_gap") if k in metrics}
+    return {k: metrics[k] for k in ("oof_gap", "selection_gap", "selected_on", "oof_bce",
+                                    "test_gap") if k in metrics}

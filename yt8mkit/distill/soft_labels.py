@@ -2,7 +2,8 @@
 (paper section 3, "Final ensemble and distillation"), instead of the noisy hard labels.
 
 A sparse videos x classes matrix (CSR) holding the ensemble's score at each candidate it
-kept; every other entry is 0. Optionally blended with the hard labels:
+kept; every other entry is 0. Optionally sharpened or softened by a temperature,
+``soft = sigmoid(logit(p) / temperature)``, then blended with the hard labels:
 ``target = (1 - blend) * soft + blend * hard``, so a hard positive the ensemble dropped
 still gets ``blend``.
 
@@ -32,7 +33,11 @@ class SoftLabelsMeta(BaseModel):
     num_videos: int
     num_classes: int
     blend: float
+    temperature: float = 1.0
     source: str | None = None
+
+    def options(self) -> tuple[float, float]:
+        return (self.blend, self.temperature)
 
 
 @dataclass
@@ -95,10 +100,21 @@ class SoftLabels:
         )
 
 
-def build_soft_labels(ensemble_oof: Predictions, store: Store, blend: float = 0.0) -> SoftLabels:
+def _with_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
+    if temperature == 1.0:
+        return probs
+    clipped = np.clip(probs.astype(np.float64), 1e-7, 1 - 1e-7)
+    logits = (np.log(clipped) - np.log1p(-clipped)) / temperature
+    return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+
+
+def build_soft_labels(ensemble_oof: Predictions, store: Store, blend: float = 0.0,
+                      temperature: float = 1.0) -> SoftLabels:
     """Soft labels from the ensemble's out-of-fold prediction set, aligned with ``store``."""
     if not 0.0 <= blend <= 1.0:
         raise Yt8mError(f"blend must be within [0, 1], got {blend}")
+    if not temperature > 0:
+        raise Yt8mError(f"temperature must be above 0, got {temperature}")
     if len(ensemble_oof) != store.num_videos or ensemble_oof.meta.num_classes != store.num_classes:
         raise Yt8mError(
             f"{ensemble_oof.path}: {len(ensemble_oof)} videos x {ensemble_oof.meta.num_classes} "
@@ -117,7 +133,7 @@ def build_soft_labels(ensemble_oof: Predictions, store: Store, blend: float = 0.
         soft = soft.ravel()
         # Padding entries of a prediction set (score 0) carry nothing: keep the matrix sparse.
         kept = soft > 0
-        soft_keys, soft = soft_keys[kept], soft[kept]
+        soft_keys, soft = soft_keys[kept], _with_temperature(soft[kept], temperature)
         counts = np.diff(label_ptr[start : stop + 1])
         hard_keys = np.repeat(local, counts) * classes + np.asarray(
             store.labels_indices[label_ptr[start] : label_ptr[stop]], np.int64
@@ -141,5 +157,6 @@ def build_soft_labels(ensemble_oof: Predictions, store: Store, blend: float = 0.
         indices=np.concatenate(index_parts) if index_parts else np.zeros(0, np.int32),
         values=np.concatenate(value_parts) if value_parts else np.zeros(0, np.float32),
         meta=SoftLabelsMeta(num_videos=store.num_videos, num_classes=classes, blend=blend,
+                            temperature=temperature,
                             source=str(ensemble_oof.path)),
     )

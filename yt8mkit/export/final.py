@@ -13,7 +13,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from yt8mkit.data.folds import fold_ids
+from yt8mkit.data.folds import fold_ids, selection_rows
 from yt8mkit.data.store import Store
 from yt8mkit.distill.config import DistillConfig
 from yt8mkit.distill.run import final_model_factory
@@ -64,7 +64,7 @@ def export_final_model(
     ``GAP_TOLERANCE`` or more from PyTorch's."""
     kind = distill_dir / config.labels
     student_dirs = [kind / f"student{i}" for i in range(len(distill.students))]
-    build = final_model_factory(store, student_dirs, distill.student_params(),
+    build = final_model_factory(store, student_dirs, distill.student_models(),
                                 distill.use_raw_input)
     folds = store.folds()
     chosen = fold_ids(folds) if config.fold == "all" else [config.fold]
@@ -80,9 +80,14 @@ def export_final_model(
     model = members[0] if config.fold != "all" else FoldAverage(members)
     model.eval()
 
-    # One fold: its held-out videos. All folds: every video was trained on by all but
-    # one member, so the check (ONNX against PyTorch) runs on the first videos.
-    rows = np.flatnonzero(folds == config.fold) if config.fold != "all" else np.arange(len(folds))
+    # The selection split when there is one (no model of either level trained on it);
+    # else one fold: its held-out videos; all folds: every video was trained on by all
+    # but one member, so the check (ONNX against PyTorch) runs on the first videos.
+    rows = selection_rows(folds)
+    held_out = bool(len(rows)) or config.fold != "all"
+    if not len(rows):
+        rows = (np.flatnonzero(folds == config.fold) if config.fold != "all"
+                else np.arange(len(folds)))
     check = rows[: config.check_videos]
     inputs = {m: np.asarray(store.video_features(m)[check], np.float32)
               for m in store.modalities}
@@ -105,7 +110,7 @@ def export_final_model(
         )
     summary = {**report.model_dump(), "fold": config.fold, "labels": config.labels,
                "check_videos": len(check),
-               "check_videos_held_out": config.fold != "all",
+               "check_videos_held_out": held_out,
                "check_gap_torch": gap_torch, "check_gap_onnx": gap_onnx}
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
     return summary
