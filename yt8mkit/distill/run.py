@@ -95,7 +95,7 @@ def final_model_factory(
     return build
 
 
-def _fold_job(config: TrainConfig, store_path: str, fold: int, run_dir: str,
+def fold_job(config: TrainConfig, store_path: str, fold: int, run_dir: str,
               soft_labels: str | None, final_of: tuple[list[str], StudentModels, bool] | None,
               ) -> dict:
     """One fold of a student (``final_of`` None) or of the final model over the students
@@ -121,7 +121,7 @@ def _train_folds(configs: dict[str, TrainConfig], dirs: dict[str, Path], store: 
     jobs = []
     for name, config in configs.items():
         check_run_config(dirs[name], config)
-        jobs += [Job((name, fold), _fold_job,
+        jobs += [Job((name, fold), fold_job,
                      (config, str(store.path), fold, str(dirs[name]),
                       str(soft_labels) if soft_labels else None, final_of))
                  for fold in folds if not (dirs[name] / f"fold{fold}" / "done.json").is_file()]
