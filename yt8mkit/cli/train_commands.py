@@ -140,8 +140,9 @@ def print_table(run_dir: Path) -> None:
     from yt8mkit.zoo.table import collect_rows
 
     rows = collect_rows(run_dir)
-    table = Table(title=f"{run_dir}: out-of-fold results, best first")
-    for column in ("model", "Fr.", "GAP@20", "BCE", "Ens.", "test GAP@20"):
+    table = Table(title=f"{run_dir}: best first")
+    for column in ("model", "Fr.", "OOF GAP@20", "BCE", "Ens.", "selection GAP@20",
+                   "test GAP@20"):
         table.add_column(column)
     for row in rows:
         table.add_row(
@@ -150,6 +151,7 @@ def print_table(run_dir: Path) -> None:
             "—" if row.gap is None else f"{row.gap:.5f}",
             "—" if row.bce is None else f"{row.bce:.2e}",
             {True: "X", False: "×", None: "—"}[row.in_ensemble],
+            "—" if row.selection_gap is None else f"{row.selection_gap:.5f}",
             "—" if row.test_gap is None else f"{row.test_gap:.5f}",
         )
     console.print(table)

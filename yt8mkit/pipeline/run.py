@@ -200,7 +200,8 @@ def run_pipeline(
                                      stages, say)
         rows.append({"name": "lightgbm_ensemble", "frame_level": False,
                      "gap": metrics["ensemble"]["oof_gap"], "bce": None, "in_ensemble": None,
-                     "test_gap": metrics["ensemble"].get("test_gap")})
+                     "test_gap": metrics["ensemble"].get("test_gap"),
+                     "selection_gap": metrics["ensemble"].get("selection_gap")})
         if config.distill is not None:
             metrics["distill"] = _distill(config, store, test_store, run_dir, stages, say)
             for name, values in metrics["distill"].items():
@@ -208,7 +209,8 @@ def run_pipeline(
                     rows.append({"name": f"final_model_{name.split('_')[0]}_labels",
                                  "frame_level": False, "gap": values["oof_gap"],
                                  "bce": values.get("oof_bce"), "in_ensemble": None,
-                                 "test_gap": values.get("test_gap")})
+                                 "test_gap": values.get("test_gap"),
+                                 "selection_gap": values.get("selection_gap")})
             if config.export is not None:
                 metrics["export"] = _export(config, store, run_dir, stages, say)
                 if test_store is not None:

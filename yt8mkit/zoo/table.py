@@ -17,6 +17,9 @@ class TableRow:
     # GAP@20 on the test set when it is labelled (held-out videos): the honest figure for
     # models trained on soft labels, whose out-of-fold GAP is optimistic (see distill.run).
     test_gap: float | None = None
+    # GAP@20 on the selection split (videos no model of either level trained on): the
+    # leak-free figure that compares first- and second-level models in one run.
+    selection_gap: float | None = None
 
 
 def collect_rows(run_dir: Path) -> list[TableRow]:
@@ -41,8 +44,11 @@ def collect_rows(run_dir: Path) -> list[TableRow]:
             bce=metrics.get("oof_bce"),
             in_ensemble=None if ensemble_members is None else name in ensemble_members,
             test_gap=metrics.get("test_gap"),
+            selection_gap=metrics.get("selection_gap"),
         ))
     extra = run_dir / "table_rows.json"
     if extra.is_file():
         rows.extend(TableRow(**row) for row in json.loads(extra.read_text()))
+    if any(r.selection_gap is not None for r in rows):
+        return sorted(rows, key=lambda r: -1.0 if r.selection_gap is None else -r.selection_gap)
     return sorted(rows, key=lambda r: -1.0 if r.gap is None else -r.gap)
