@@ -104,3 +104,32 @@ def test_local_worker_processes_match_one_process_and_report_failures(
     np.testing.assert_array_equal(np.asarray(a.indices), np.asarray(b.indices))
     np.testing.assert_array_equal(np.asarray(a.scores), np.asarray(b.scores))
     assert two.metrics["logistic"]["oof_gap"] == one.metrics["logistic"]["oof_gap"]
+
+
+def test_a_zoo_member_trains_on_soft_labels(
+    small_video_store: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The paper's "ResNetLike + soft labels" as a first-level member: soft labels equal
+    to the hard ones (blend 1) train exactly the hard-label model; the ensemble's own
+    scores (blend 0) train another."""
+    from yt8mkit.data.store import Store
+    from yt8mkit.distill.soft_labels import build_soft_labels
+
+    store = Store(small_video_store[0])
+    teacher = run_zoo(_zoo(GOOD), str(store.path), tmp_path / "teacher")
+    assert "logistic" in teacher.metrics
+    oof = Predictions(tmp_path / "teacher" / "logistic" / "oof")
+    build_soft_labels(oof, store, blend=1.0).save(tmp_path / "as_hard")
+    build_soft_labels(oof, store, blend=0.0).save(tmp_path / "soft")
+    member = {"model": {"name": "logistic"}}
+    configs = _zoo({"hard": member,
+                    "as_hard": {**member, "soft_labels": str(tmp_path / "as_hard")},
+                    "soft": {**member, "soft_labels": str(tmp_path / "soft")}})
+    result = run_zoo(configs, str(store.path), tmp_path / "zoo")
+    assert not result.failed and set(result.metrics) == {"hard", "as_hard", "soft"}
+    scores = {name: np.asarray(Predictions(tmp_path / "zoo" / name / "oof").scores)
+              for name in configs}
+    assert np.array_equal(scores["hard"], scores["as_hard"])
+    assert not np.allclose(scores["hard"], scores["soft"])
+    rows = {row.name: row for row in collect_rows(tmp_path / "zoo")}
+    assert rows["soft"].gap is not None

@@ -62,6 +62,10 @@ class TrainConfig(BaseModel):
     # on soft labels from teachers that saw every fold's labels, so only the selection
     # split, which no teacher trained on, chooses for them without a leak.
     select_on: Literal["fold", "selection"] = "fold"
+    # A soft-label set (a directory written by distillation, aligned with the training
+    # store) to train on instead of the hard labels: the paper's "ResNetLike + soft
+    # labels" as a first-level member. Epochs are still chosen against the hard labels.
+    soft_labels: str | None = None
     seed: int = 0
     # Top-K kept of every prediction; DESIGN.md asks for K >= 50 for the second level.
     top_k: int = Field(50, ge=20)

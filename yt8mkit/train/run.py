@@ -31,6 +31,7 @@ from yt8mkit.metrics import GapAccumulator
 from yt8mkit.train.batches import TargetFn
 from yt8mkit.train.config import TrainConfig
 from yt8mkit.train.predictions import Predictions, PredictionsWriter
+from yt8mkit.train.soft_targets import SoftLabels
 from yt8mkit.train.trainer import (
     Progress,
     load_best,
@@ -80,6 +81,8 @@ def run_fold(
         return json.loads((fold_dir / "done.json").read_text())
     valid_rows = np.flatnonzero(folds == fold)
     factory = _for_fold(model_factory, fold)
+    if targets is None and config.soft_labels is not None:
+        targets = _soft_targets(config.soft_labels, store)
     result = train_fold(config, store, train_rows(folds, fold), _choosing_rows(config, folds, fold),
                         fold_dir, progress, factory, targets)
     device = resolve_device(config)
@@ -94,6 +97,16 @@ def run_fold(
     summary = {"fold": fold, **result.__dict__}
     (fold_dir / "done.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _soft_targets(path: str, store: Store) -> TargetFn:
+    soft = SoftLabels.load(path)
+    if (soft.num_videos, soft.num_classes) != (store.num_videos, store.num_classes):
+        raise Yt8mError(
+            f"{path}: soft labels for {soft.num_videos} videos x {soft.num_classes} classes, "
+            f"the store {store.path} has {store.num_videos} x {store.num_classes}"
+        )
+    return soft.dense
 
 
 def _choosing_rows(config: TrainConfig, folds: np.ndarray, fold: int) -> np.ndarray:
