@@ -254,3 +254,17 @@ def test_distillation_chooses_and_scores_on_the_selection_split(
     with pytest.raises(Yt8mError, match="temperature"):
         run_distill(store, Predictions(tmp_path / "teacher" / "oof"), tmp_path / "distill",
                     other, test_store)
+
+
+def test_a_typo_in_distill_or_zoo_settings_fails_when_the_config_is_read(tmp_path: Path) -> None:
+    from yt8mkit.pipeline.config import PipelineConfig
+
+    base = {"data": {"synth": {"videos": 50, "classes": 5}},
+            "zoo": {"models": {"logistic": {"model": {"name": "logistic"}}}}}
+    PipelineConfig.from_dict(base, tmp_path)
+    with pytest.raises(ValueError, match=r"(?s)distill\.train.*lrr"):
+        PipelineConfig.from_dict({**base, "distill": {"train": {"optim": {"lrr": 1}}}},
+                                 tmp_path)
+    with pytest.raises(ValueError, match=r"(?s)zoo\.models\.logistic.*epochz"):
+        PipelineConfig.from_dict({**base, "zoo": {"models": {"logistic": {
+            "model": {"name": "logistic"}, "epochz": 3}}}}, tmp_path)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from yt8mkit.distill.students import DEFAULT_STUDENTS
 from yt8mkit.models.registry import ModelConfig, ModelConfigError
+from yt8mkit.train.config import TrainConfig
 
 
 class StudentConfig(BaseModel):
@@ -70,6 +71,18 @@ class DistillConfig(BaseModel):
     # paper's), the hard labels, or both side by side, so that the paper's claim that soft
     # labels help is measured, not assumed.
     labels: Literal["soft", "hard", "both"] = "both"
+
+    @model_validator(mode="after")
+    def _train_settings_valid(self) -> DistillConfig:
+        # Checked when the config is read, not an hour later when the students start.
+        for where, fields in [("train", self.train), ("final_train", self.final_train),
+                              *((f"students[{i}].train", {**self.train, **s.train})
+                                for i, s in enumerate(self.students))]:
+            try:
+                TrainConfig.model_validate({**fields, "model": {"name": "student_mlp"}})
+            except ValidationError as err:
+                raise ValueError(f"distill.{where}: {err}") from None
+        return self
 
     def kinds(self) -> list[str]:
         return ["soft", "hard"] if self.labels == "both" else [self.labels]

@@ -80,6 +80,9 @@ class PipelineConfig(BaseModel):
     def from_dict(cls, data: dict[str, Any], base: Path) -> PipelineConfig:
         config = cls.model_validate(data)
         config.zoo.set_base(base)
+        # Every model of the zoo built as a TrainConfig now: a typo in one must fail before
+        # ingest, not when its first job starts.
+        config.zoo.train_configs()
         return config
 
     def results_fields(self) -> dict[str, Any]:

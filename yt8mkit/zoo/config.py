@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from yt8mkit.train.config import TrainConfig
 
@@ -49,7 +49,10 @@ class ZooConfig(BaseModel):
                 merged = _deep_merge(merged, yaml.safe_load(file.read_text()) or {})
             merged = _deep_merge(merged, spec)
             merged["name"] = name
-            out[name] = TrainConfig.model_validate(merged)
+            try:
+                out[name] = TrainConfig.model_validate(merged)
+            except ValidationError as err:
+                raise ValueError(f"zoo.models.{name}: {err}") from None
         return out
 
 
