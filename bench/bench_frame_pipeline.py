@@ -54,6 +54,34 @@ def run(config: Path, out: Path, fresh: bool) -> float | None:
     return time.perf_counter() - began
 
 
+def one_level_stacks(run_dir: Path, levels: dict[str, str]) -> dict:
+    """The same LightGBM stack over each level's members alone (into RUN/ablation/LEVEL,
+    resumable): what the other level adds to the stack, in GAP@20."""
+    from yt8mkit.data.store import Store
+    from yt8mkit.ensemble import run_stack
+    from yt8mkit.train.run import prediction_gap
+
+    metrics = json.loads((run_dir / "ensemble" / "metrics.json").read_text())
+    config = StackConfig.model_validate(metrics["config"])
+    store = Store(run_dir / "store")
+    test_store = Store(run_dir / "test_store") if Store.is_store(run_dir / "test_store") \
+        else None
+    out = {}
+    for level in ("video", "frame"):
+        names = sorted(m for m, lv in levels.items() if lv == level)
+        zoo = run_dir / "zoo"
+        print(f"stack of the {level}-level members alone: {', '.join(names)}", flush=True)
+        result = run_stack({m: zoo / m / "oof" for m in names}, store,
+                           run_dir / "ablation" / level, config,
+                           {m: zoo / m / "test" for m in names} if test_store else None)
+        out[level] = {"members": names, "oof_gap": result.metrics["oof_gap"],
+                      "selection_gap": result.metrics.get("selection_gap"),
+                      "test_gap": (prediction_gap(test_store, result.test)
+                                   if test_store is not None and test_store.has_labels
+                                   and result.test is not None else None)}
+    return out
+
+
 def gain_shares(run_dir: Path, levels: dict[str, str]) -> dict:
     """LightGBM's gain importance summed over the fold boosters, per model and per level;
     the columns that belong to no one model (mean score, model count, label, label
@@ -104,9 +132,16 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="delete --out first")
     parser.add_argument("--report-only", action="store_true", help="run nothing")
     parser.add_argument("--results", default="frame_pipeline")
+    parser.add_argument("--no-ablation", action="store_true",
+                        help="skip the stacks of each level's members alone")
     args = parser.parse_args()
     out = Path(args.out)
-    seconds = None if args.report_only else run(Path(args.config), out, args.fresh)
+    if not args.report_only:
+        seconds = run(Path(args.config), out, args.fresh)
+        if args.fresh:  # the wall time of a whole run, kept for reports of resumed ones
+            (out / "bench_seconds.json").write_text(json.dumps(seconds))
+    timed = out / "bench_seconds.json"
+    seconds = json.loads(timed.read_text()) if timed.is_file() else None
 
     metrics = json.loads((out / "metrics.json").read_text())
     stack = json.loads((out / "ensemble" / "metrics.json").read_text())
@@ -146,6 +181,7 @@ def main() -> None:
         best = max(scored, key=lambda r: r["oof_gap"])
         by_level[level] = {"models": len(scored), "best": best["model"],
                            "best_oof_gap": best["oof_gap"]}
+    alone = None if args.no_ablation else one_level_stacks(out, levels)
     config = Path(args.config).resolve()
     report = {
         "config": str(config.relative_to(ROOT) if config.is_relative_to(ROOT) else config),
@@ -160,6 +196,7 @@ def main() -> None:
         "gain_over_best_single": gains,
         "best_by_level": by_level,
         "gain_importance": shares,
+        "one_level_stacks": alone,
         "stack_folds": stack["folds"],
         "config_text": config.read_text(),
     }
@@ -170,6 +207,10 @@ def main() -> None:
     table = [[r["model"] + (" (derived)" if r["derived"] else ""), r["level"],
               f(r["oof_gap"]), f(r["selection_gap"]), f(r["test_gap"]),
               f"{r['gain_share']:.1%}", f"{r['train_seconds']:.0f}"] for r in rows]
+    for level, stack_alone in (alone or {}).items():
+        table.append([f"LightGBM, {level}-level members alone", level,
+                      f(stack_alone["oof_gap"]), f(stack_alone["selection_gap"]),
+                      f(stack_alone["test_gap"]), "", ""])
     table.append(["**LightGBM ensemble**", "both", f(ensemble["oof_gap"]),
                   f(ensemble["selection_gap"]), f(ensemble["test_gap"]), "", ""])
     level = shares["per_level"]
@@ -181,6 +222,8 @@ def main() -> None:
         f"{level['video']:.1%}, shared columns (mean score, model count, label, label "
         f"frequency) {level['shared']:.1%}; of the members' own columns, frame-level "
         f"{shares['per_level_of_members']['frame']:.1%}."]
+    if seconds is not None:
+        footer.append(f"The run took {seconds / 60:.1f} min (`{report['command']}`).")
     write_results(args.results, report,
                   ["model", "level", "OOF GAP@20", "selection GAP@20", "test GAP@20",
                    "LightGBM gain share", "train s"], table, footer)
