@@ -167,3 +167,21 @@ def test_zoo_command_computes_its_own_frame_inputs(tmp_path: Path) -> None:
     for name in ("video", "centroid", "stats"):
         assert "oof_gap" in json.loads((tmp_path / "run" / name / "metrics.json").read_text())
     assert (tmp_path / "run" / "centroids" / "c4.npy").is_file()
+
+
+def test_distill_and_export_run_on_a_frame_level_store(tmp_path: Path) -> None:
+    """Students read video-level features: a frame-level store has them (each video's mean
+    frame), so the later stages run too, though frame_pipeline.yaml leaves them out."""
+    from yt8mkit.pipeline.config import demo_config
+
+    data = copy.deepcopy(CONFIG)
+    data["zoo"]["models"].pop("centroid")
+    data["zoo"].pop("centroids")
+    distill = demo_config().model_dump(mode="json")["distill"]
+    distill["students"] = distill["students"][:1]
+    for key in ("train", "final_train"):
+        distill[key].update(epochs=1, threads=1, device="cpu")
+    data.update(distill=distill, export={"fold": 0})
+    result = run_pipeline(_config(tmp_path, data), tmp_path / "run")
+    assert result.metrics["export"]["top20_agreement"] > 0.9
+    assert 0 < result.metrics["test"]["gap"] <= 1
