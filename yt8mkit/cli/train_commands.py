@@ -122,6 +122,7 @@ def zoo(
             raise Yt8mError(f"{zoo_file}: no data: give --store or set `store:` in the zoo file")
         test_source = test_store or ([cfg.test_store] if cfg.test_store else None)
         train_store, test = _stores(train_source, test_source, run_dir)
+
         def say(message: str) -> None:
             console.print(message, markup=False)
 
