@@ -82,9 +82,10 @@ def main() -> None:
     store, centroids = _data(out, args.videos, args.classes, args.centroids, args.bumpers)
     spec = yaml.safe_load(ZOO.read_text())
     derived_specs = spec.pop("derived", {})
+    centroid_specs = spec.pop("centroids", {})
     for model in spec["models"].values():  # the centroids file is made here, per run
         params = model["model"].get("params", {})
-        if params.get("centroids") == "CENTROIDS":
+        if params.get("centroids") in centroid_specs:
             params["centroids"] = str(centroids)
     zoo = ZooConfig.model_validate(spec)
     configs = zoo.train_configs()

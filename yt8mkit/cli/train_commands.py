@@ -109,6 +109,7 @@ def zoo(
 ) -> None:
     """Train every model of a zoo on every fold; resumes, retries, reports failures."""
     from yt8mkit.zoo.config import ZooConfig
+    from yt8mkit.zoo.frame_inputs import prepare_zoo
     from yt8mkit.zoo.runner import run_zoo
 
     if backend not in ("local", "ray"):
@@ -121,11 +122,16 @@ def zoo(
             raise Yt8mError(f"{zoo_file}: no data: give --store or set `store:` in the zoo file")
         test_source = test_store or ([cfg.test_store] if cfg.test_store else None)
         train_store, test = _stores(train_source, test_source, run_dir)
+
+        def say(message: str) -> None:
+            console.print(message, markup=False)
+
+        plan = prepare_zoo(cfg, train_store, test, run_dir, say)
         result = run_zoo(
-            cfg.train_configs(), str(train_store.path), run_dir,
+            plan.configs, str(train_store.path), run_dir,
             str(test.path) if test else None, backend,  # type: ignore[arg-type]
             cfg.retries if retries is None else retries, address,
-            report=lambda message: console.print(message, markup=False), workers=workers,
+            report=say, workers=workers, stores=plan.stores, test_stores=plan.test_stores,
         )
     except (Yt8mError, ValueError) as err:
         raise fail(err) from None

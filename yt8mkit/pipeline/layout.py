@@ -83,7 +83,7 @@ def open_run(run_dir: Path) -> RunLayout:
     models = _complete_models(zoo_dir)
     if config is not None:
         # Only the config's models: a stray directory must not join the ensemble.
-        models = [m for m in models if m in config.zoo.models]
+        models = [m for m in models if m in config.zoo.member_names()]
     if not models:
         raise Yt8mError(f"{zoo_dir}: no first-level model with all its folds complete")
     test_path = run_dir / "test_store"

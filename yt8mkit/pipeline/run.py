@@ -7,6 +7,7 @@ Run directory::
     store/, test_store/ ingested TFRecords (a store named as data is used in place)
     baseline/           the label-frequency baseline: metrics.json, submission.csv
     zoo/NAME/           one first-level model: folds, out-of-fold and test predictions
+    centroids/, derived/  k-means centroids and derived stores the zoo declares
     ensemble/           LightGBM over candidate labels: oof/, test/, metrics.json
     distill/            soft labels, students, the final model (soft and hard labels)
     final_model.onnx    the exported final model (+ .json: size, agreement, GAP check)
@@ -39,6 +40,7 @@ from yt8mkit.errors import Yt8mError
 from yt8mkit.evaluation import evaluate_submission
 from yt8mkit.pipeline.config import PipelineConfig
 from yt8mkit.train.run import store_folds
+from yt8mkit.zoo.frame_inputs import prepare_zoo
 from yt8mkit.zoo.runner import run_zoo
 
 Report = Callable[[str], None]
@@ -182,10 +184,14 @@ def run_pipeline(
     metrics: dict = {"name": config.name, "models": {}}
     metrics["models"]["label_frequency"] = _baseline(store, test_store, run_dir, stages, say)
 
-    say(f"stage zoo: {len(config.zoo.models)} models x {config.folds.num_folds} folds")
-    zoo = run_zoo(config.zoo.train_configs(), str(store.path), run_dir / "zoo",
+    # Centroids and derived stores the zoo declares, computed once into the run directory.
+    plan = prepare_zoo(config.zoo, store, test_store, run_dir, say)
+    say(f"stage zoo: {len(plan.configs)} models x {config.folds.num_folds} folds")
+    zoo = run_zoo(plan.configs, str(store.path), run_dir / "zoo",
                   str(test_store.path) if test_store else None, config.backend,
-                  config.zoo.retries, report=say, workers=config.workers)
+                  config.zoo.retries, report=say, workers=config.workers,
+                  stores=plan.stores, test_stores=plan.test_stores)
+    plan.annotate(zoo.metrics)
     if zoo.failed:
         failures = run_dir / "zoo" / "failures.json"
         raise Yt8mError(f"{len(zoo.failed)} zoo job(s) failed; see {failures}")

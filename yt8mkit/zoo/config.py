@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from yt8mkit.train.config import TrainConfig
+from yt8mkit.zoo.frame_inputs import CentroidsSpec, DerivedSpec, check_zoo
 
 
 class ZooConfig(BaseModel):
@@ -21,6 +22,19 @@ class ZooConfig(BaseModel):
     # name -> TrainConfig fields, or {"config": "path/to/model.yaml", ...overrides}
     models: dict[str, dict[str, Any]]
     retries: int = 1
+    # Frame-level inputs the run computes itself (zoo/frame_inputs.py): k-means centroids
+    # that models name, and fixed representations written once into derived stores.
+    centroids: dict[str, CentroidsSpec] = Field(default_factory=dict)
+    derived: dict[str, DerivedSpec] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_frame_inputs(self) -> ZooConfig:
+        check_zoo(self)
+        return self
+
+    def member_names(self) -> list[str]:
+        """Every first-level model the zoo trains: its models, then its derived ones."""
+        return [*self.models, *self.derived]
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> ZooConfig:

@@ -51,10 +51,15 @@ def run_zoo(
     cpus_per_job: float = 1.0,
     gpus_per_job: float = 0.0,
     workers: int = 1,
+    stores: dict[str, str] | None = None,
+    test_stores: dict[str, str] | None = None,
 ) -> ZooResult:
-    """``workers`` > 1 runs the local backend's jobs in that many processes."""
+    """``workers`` > 1 runs the local backend's jobs in that many processes. ``stores``
+    and ``test_stores`` name another store for some models (derived stores, aligned row
+    for row with ``store_path``: zoo/frame_inputs.py)."""
     say = report or (lambda message: None)
     store = Store(store_path)
+    store_of = {name: (stores or {}).get(name, store_path) for name in configs}
     folds = fold_ids(store_folds(store))
     result = ZooResult()
     jobs = []
@@ -66,21 +71,22 @@ def run_zoo(
                 jobs.append((name, fold))
     say(f"{len(jobs)} jobs to run, {len(result.skipped)} already done")
     if backend == "ray":
-        _run_ray(configs, store_path, out, jobs, retries, address, result, say,
+        _run_ray(configs, store_of, out, jobs, retries, address, result, say,
                  cpus_per_job, gpus_per_job)
     else:
         for name in dict.fromkeys(name for name, _ in jobs):
             check_run_config(out / name, configs[name])  # once, before workers race on it
-        pool = run_jobs([Job((name, fold), _job, (configs[name], store_path, fold,
+        pool = run_jobs([Job((name, fold), _job, (configs[name], store_of[name], fold,
                                                   str(out / name)))
                          for name, fold in jobs], workers, retries, say)
         result.done.extend(pool.done)  # type: ignore[arg-type]
         result.failed.update(pool.failed)  # type: ignore[arg-type]
     _write_failures(out, result)
-    test_store = Store(test_store_path) if test_store_path else None
     for name, config in configs.items():
         if all(_is_done(out / name, f) for f in folds):
-            result.metrics[name] = run_model(config, store, out / name, test_store)
+            test_path = (test_stores or {}).get(name, test_store_path)
+            result.metrics[name] = run_model(config, Store(store_of[name]), out / name,
+                                             Store(test_path) if test_path else None)
     return result
 
 
@@ -91,7 +97,8 @@ def _write_failures(out: Path, result: ZooResult) -> None:
 
 
 def _run_ray(
-    configs: dict[str, TrainConfig], store_path: str, out: Path, jobs: list[tuple[str, int]],
+    configs: dict[str, TrainConfig], store_of: dict[str, str], out: Path,
+    jobs: list[tuple[str, int]],
     retries: int, address: str | None, result: ZooResult, say: Report,
     cpus_per_job: float, gpus_per_job: float,
 ) -> None:
@@ -107,7 +114,8 @@ def _run_ray(
                  log_to_driver=False)
     remote = ray.remote(num_cpus=cpus_per_job, num_gpus=gpus_per_job, max_retries=0)(_job)
     attempts = dict.fromkeys(jobs, 0)
-    pending = {remote.remote(configs[n], store_path, f, str(out / n)): (n, f) for n, f in jobs}
+    pending = {remote.remote(configs[n], store_of[n], f, str(out / n)): (n, f)
+               for n, f in jobs}
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
@@ -122,7 +130,7 @@ def _run_ray(
                 say(f"failed {name} fold {fold} "
                     f"(attempt {attempts[(name, fold)]}/{retries + 1})")
                 if attempts[(name, fold)] <= retries:
-                    again = remote.remote(configs[name], store_path, fold, str(out / name))
+                    again = remote.remote(configs[name], store_of[name], fold, str(out / name))
                     pending[again] = (name, fold)
                 else:
                     result.failed[(name, fold)] = repr(err)
