@@ -17,6 +17,7 @@ bounds what a second thread gains.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import os
 import platform
 from collections import deque
@@ -31,8 +32,11 @@ from yt8mkit.data.half import casts_natively
 from yt8mkit.data.schema import FeatureSchema
 from yt8mkit.data.shard import ShardChunk, ShardOptions, read_shard
 from yt8mkit.data.sources import find_sources
-from yt8mkit.data.store import StoreMeta, StoreWriter
+from yt8mkit.data.store import StoreMeta, StoreWriter, is_store_dir
+from yt8mkit.data.tfrecord import file_identity
 from yt8mkit.errors import BadInputError
+from yt8mkit.locks import exclusive, store_lock_file
+from yt8mkit.outputs import check_out_dir
 
 
 class IngestConfig(BaseModel):
@@ -136,10 +140,25 @@ def ingest(
     """
     config = config or IngestConfig()
     files, real_paths = find_sources(sources)
-    out_path = Path(out)
+    out_path = check_out_dir(out, "store", is_store_dir, [*sources, *real_paths])
+    with exclusive(store_lock_file(out_path), f"store {out}"):
+        return _ingest_locked(files, real_paths, out_path, config, progress)
+
+
+def _ingest_locked(
+    files: list[str],
+    real_paths: list[str],
+    out_path: Path,
+    config: IngestConfig,
+    progress: Progress | None,
+) -> StoreMeta:
     options = _options(config)
     key = config.model_dump(exclude={"workers", "resume"})
-    writer = StoreWriter(out_path, real_paths, key, config.video_dtype)
+
+    def identify(i: int) -> dict:
+        return dataclasses.asdict(file_identity(real_paths[i]))
+
+    writer = StoreWriter(out_path, real_paths, key, config.video_dtype, identify)
     start = writer.open(resume=config.resume)
     try:
         with _freed_memory_kept(), _one_torch_thread():

@@ -39,7 +39,7 @@ from yt8mkit.data.fastparse import (
 from yt8mkit.data.half import as_video_dtype
 from yt8mkit.data.quantize import dequantize
 from yt8mkit.data.schema import ID_KEYS, LABELS_KEY, FeatureSchema
-from yt8mkit.data.tfrecord import RecordSpans, read_spans
+from yt8mkit.data.tfrecord import FileIdentity, RecordSpans, read_spans
 from yt8mkit.errors import BadInputError
 
 Level = Literal["video", "frame"]
@@ -68,6 +68,8 @@ class ShardChunk:
     # modality -> (all frames of the shard, dim) uint8, videos one after another.
     frames: dict[str, np.ndarray] | None = None
     skipped: list[BadInputError] = field(default_factory=list)
+    # The file as it was read (tfrecord.FileIdentity): the writer journals it.
+    identity: FileIdentity | None = None
 
     @property
     def num_videos(self) -> int:
@@ -604,6 +606,7 @@ def read_shard(path: str, options: ShardOptions | None = None) -> ShardChunk:
     if faults and not options.skip_corrupt:
         raise faults[0]
     chunk.skipped = faults
+    chunk.identity = spans.identity
     return chunk
 
 

@@ -19,11 +19,11 @@ only once complete (written as ``.NAME.partial`` and renamed).
 
 from __future__ import annotations
 
-import json
+import contextlib
+import dataclasses
 import os
 import shutil
-import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
@@ -32,6 +32,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
+from yt8mkit.data import journal
 from yt8mkit.data.quantize import dequantize
 from yt8mkit.data.shard import ShardChunk
 from yt8mkit.errors import BadInputError, Yt8mError
@@ -66,6 +67,16 @@ class StoreError(Yt8mError):
 
 def partial_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.partial")
+
+
+def is_store_dir(path: Path) -> bool:
+    """Whether ``path`` holds a store (a readable meta.json of a store): a folder that
+    an ingest may replace."""
+    try:
+        StoreMeta.model_validate_json((path / META).read_text())
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 class Store:
@@ -226,17 +237,17 @@ class Store:
 
 
 class StoreWriter:
-    """Appends shard chunks to a store being written, and can resume one that was cut off.
+    """Appends shard chunks to a store being written, and resumes one that was cut off.
 
-    Progress is journalled at chunk boundaries (the byte length of every array file), so
-    after a crash the files are truncated back to the last journalled chunk and writing
-    resumes there; the journal also names the sources, so a resume with other inputs is
-    refused rather than mixed. Journalling costs a flush, a JSON dump and a rename: it is
-    done at most every ``JOURNAL_INTERVAL`` seconds (and when an interrupted writer
-    stops), not for every small file, which would take more time than decoding it.
+    The rule: a store is either complete and verified, or absent. While it is written
+    it lies in ``.NAME.partial``, and after every input file the journal (journal.py)
+    records the byte length of every array file and the identity of that input. A
+    resume truncates every array to the last file the journal records whole (and
+    deletes arrays created after it), after checking that each of those inputs is
+    still the file that was read (``identify``); from the first one that changed, the
+    inputs are read again. Without ``identify`` (sources that are not files) the
+    journal's header, which names every source, is the only check.
     """
-
-    JOURNAL_INTERVAL = 0.5
 
     def __init__(
         self,
@@ -244,13 +255,15 @@ class StoreWriter:
         sources: list[str],
         options_key: dict[str, object],
         video_dtype: str = "float16",
+        identify: Callable[[int], dict | None] | None = None,
     ) -> None:
         self.path = path
         self.tmp = partial_path(path)
         self.sources = sources
         self.options_key = options_key
         self.video_dtype = np.dtype(video_dtype)
-        self.journal_path = self.tmp / "progress.json"
+        self.identify = identify
+        self.journal_path = self.tmp / journal.NAME
         self.done_files = 0
         self.level: str | None = None
         self.dims: dict[str, int] | None = None
@@ -266,75 +279,107 @@ class StoreWriter:
         # Byte length of every array file, kept here rather than asked of the file system.
         self._sizes: dict[str, int] = {}
         self._id_bytes = 0  # the last value of ids_offsets.bin
-        self._journal_time = 0.0
-        # False while a chunk is half appended: then the files are no resume point.
-        self._at_boundary = True
 
     # ---------------------------------------------------------------- lifecycle
 
+    _STATE = ("level", "dims", "num_videos", "num_labels", "num_frames", "num_unlabelled",
+              "max_label")
+    _FIRST_ARRAYS = ("labels_indptr.bin", "ids_offsets.bin")  # each starts with a 0
+
+    def _header(self) -> dict:
+        return {
+            "sources": self.sources,
+            "options": self.options_key,
+            "video_dtype": self.video_dtype.name,
+            "sizes": {name: 8 for name in self._FIRST_ARRAYS},
+        }
+
     def open(self, resume: bool = True) -> int:
         """Prepare the partial directory; returns how many sources are already written."""
-        if resume and self.journal_path.is_file():
-            journal = json.loads(self.journal_path.read_text())
-            if journal["sources"] == self.sources and journal["options"] == self.options_key:
-                self._restore(journal)
-                return self.done_files
         if self.tmp.exists():
-            shutil.rmtree(self.tmp)
-        (self.tmp / "video").mkdir(parents=True)
-        for name in ("labels_indptr.bin", "ids_offsets.bin"):
+            found = journal.read(self.journal_path)
+            if resume and found is not None and found.header == self._header():
+                kept = self._verified(found.entries)
+                if self._restore(found.header, found.entries[:kept]):
+                    return self.done_files
+            self._remove_partial()
+        self.tmp.mkdir(parents=True)
+        # The journal first: a partial folder without one is known to be empty or ours.
+        journal.start(self.journal_path, self._header())
+        for name in self._FIRST_ARRAYS:
             (self.tmp / name).write_bytes(np.zeros(1, np.int64).tobytes())
             self._sizes[name] = 8
-        self._write_journal(force=True)
         return 0
 
-    def _restore(self, journal: dict) -> None:
-        for name, size in journal["sizes"].items():
-            with open(self.tmp / name, "r+b") as f:
-                f.truncate(size)
-        self._sizes = dict(journal["sizes"])
+    def _remove_partial(self) -> None:
+        """Remove a partial store that cannot be resumed, having checked that it is one
+        (it holds a journal, or meta.json when cut off while being moved into place)."""
+        if any(self.tmp.iterdir()) and not (
+            (self.tmp / journal.NAME).is_file() or (self.tmp / META).is_file()
+        ):
+            raise StoreError(
+                f"{self.tmp}: exists and is not a partial store written by yt8mkit; "
+                f"it is left as it is (remove it yourself, or give another --out)"
+            )
+        shutil.rmtree(self.tmp)
+
+    def _verified(self, entries: list[dict]) -> int:
+        """How many of the journalled files, from the first, are still the files read."""
+        for i, entry in enumerate(entries):
+            if i >= len(self.sources) or entry.get("file") != i:
+                return i
+            if self.identify is not None:
+                try:
+                    now = self.identify(i)
+                except OSError:
+                    return i
+                if now is None or entry.get("identity") != now:
+                    return i
+        return len(entries)
+
+    def _restore(self, header: dict, entries: list[dict]) -> bool:
+        """Put the partial store back where ``entries`` end; False where its files do
+        not hold what the journal says (then it is written again from the start)."""
+        sizes: dict[str, int] = entries[-1]["sizes"] if entries else header["sizes"]
+        for name, size in sizes.items():
+            file = self.tmp / name
+            if not file.is_file() or file.stat().st_size < size:
+                return False
+        for file in sorted(self.tmp.rglob("*"), reverse=True):
+            name = file.relative_to(self.tmp).as_posix()
+            if file.is_file() and name not in sizes and name != journal.NAME:
+                file.unlink()  # created by a file the journal does not record whole
+        for name, size in sizes.items():
+            os.truncate(self.tmp / name, size)
+        self._sizes = dict(sizes)
         with open(self.tmp / "ids_offsets.bin", "rb") as fh:
             fh.seek(self._sizes["ids_offsets.bin"] - 8)
             self._id_bytes = int(np.frombuffer(fh.read(8), np.int64)[0])
-        for key in (
-            "done_files",
-            "level",
-            "dims",
-            "num_videos",
-            "num_labels",
-            "num_frames",
-            "num_unlabelled",
-            "max_label",
-        ):
-            setattr(self, key, journal[key])
-        self.skipped = [SkippedRecord.model_validate(s) for s in journal["skipped"]]
-        self.file_starts = journal["file_starts"]
+        if entries:
+            for key in self._STATE:
+                setattr(self, key, entries[-1]["state"][key])
+        self.done_files = len(entries)
+        self.file_starts = [entry["start"] for entry in entries]
+        self.skipped = [
+            SkippedRecord.model_validate(s) for entry in entries for s in entry["skipped"]
+        ]
+        # Lines after the kept ones (a changed input, a torn line) go.
+        journal.rewrite(self.journal_path, journal.JournalContents(header, entries))
+        return True
 
-    def _write_journal(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._journal_time < self.JOURNAL_INTERVAL:
-            return
-        self._journal_time = now
+    def _journal_file(self, identity: dict | None, skipped: list[SkippedRecord]) -> None:
+        """After a whole file: its data reaches the OS before the line that records it."""
         for f in self._files.values():
             f.flush()  # type: ignore[attr-defined]
-        journal = {
-            "sources": self.sources,
-            "options": self.options_key,
+        journal.append(self.journal_path, {
+            "file": self.done_files - 1,
+            "path": self.sources[self.done_files - 1],
+            "identity": identity,
+            "start": self.file_starts[-1],
+            "skipped": [s.model_dump() for s in skipped],
             "sizes": dict(self._sizes),
-            "done_files": self.done_files,
-            "level": self.level,
-            "dims": self.dims,
-            "num_videos": self.num_videos,
-            "num_labels": self.num_labels,
-            "num_frames": self.num_frames,
-            "num_unlabelled": self.num_unlabelled,
-            "max_label": self.max_label,
-            "skipped": [s.model_dump() for s in self.skipped],
-            "file_starts": self.file_starts,
-        }
-        tmp = self.journal_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(journal))
-        os.replace(tmp, self.journal_path)
+            "state": {key: getattr(self, key) for key in self._STATE},
+        })
 
     def _append(self, name: str, data: np.ndarray | bytes) -> None:
         f = self._files.get(name)
@@ -352,11 +397,12 @@ class StoreWriter:
         self._files.clear()
 
     def abort(self, keep_partial: bool) -> None:
-        """After a failure: keep the partial store for a resume (a crash, an interrupt) or
-        remove it (bad input, so that no partial output is left)."""
-        if keep_partial and self._at_boundary and self.tmp.exists():
-            self._write_journal(force=True)  # what was appended since the last journal
-        self.close_files()
+        """After a failure: keep the partial store for a resume (a crash, an interrupt:
+        the journal already records every whole file) or remove it (bad input, so that
+        no partial output is left)."""
+        # A full disk fails the last flush: the journal does not count those bytes.
+        with contextlib.suppress(OSError):
+            self.close_files()
         if not keep_partial and self.tmp.exists():
             shutil.rmtree(self.tmp)
 
@@ -378,9 +424,8 @@ class StoreWriter:
 
     def append(self, chunk: ShardChunk) -> None:
         """Append one validated chunk; call ``check_chunk`` first."""
-        self._at_boundary = False
-        for bad in chunk.skipped:
-            self.skipped.append(SkippedRecord(path=bad.path, record=bad.record, what=bad.what))
+        skipped = [SkippedRecord(path=b.path, record=b.record, what=b.what) for b in chunk.skipped]
+        self.skipped.extend(skipped)
         self.file_starts.append(self.num_videos)
         if chunk.num_videos:
             self.level = chunk.level
@@ -413,8 +458,8 @@ class StoreWriter:
             if chunk.label_indices.size:
                 self.max_label = max(self.max_label, int(chunk.label_indices.max()))
         self.done_files += 1
-        self._at_boundary = True
-        self._write_journal()
+        identity = None if chunk.identity is None else dataclasses.asdict(chunk.identity)
+        self._journal_file(identity, skipped)
 
     def _check_duplicate_ids(self) -> None:
         """Across every written video: the error names the earliest record whose id an
@@ -449,7 +494,7 @@ class StoreWriter:
         self._check_duplicate_ids()
         if num_classes is None:
             num_classes = self.max_label + 1
-        (self.tmp / "record_index.tmp.bin").unlink()
+        (self.tmp / "record_index.tmp.bin").unlink(missing_ok=True)
         meta = StoreMeta(
             level=self.level,  # type: ignore[arg-type]
             num_videos=self.num_videos,
@@ -462,12 +507,25 @@ class StoreWriter:
             sources=self.sources,
             skipped=self.skipped,
         )
-        self.journal_path.unlink()
+        # meta.json before the journal goes: the partial folder always holds one of them.
         (self.tmp / META).write_text(meta.model_dump_json(indent=2))
-        if self.path.exists():
-            shutil.rmtree(self.path)
-        os.replace(self.tmp, self.path)
+        self.journal_path.unlink()
+        _move_into_place(self.tmp, self.path)
         return meta
+
+
+def _move_into_place(tmp: Path, path: Path) -> None:
+    """Rename the complete ``tmp`` to ``path``; a store already there (the caller checked
+    that it is one, or an empty folder) is moved aside first and removed after."""
+    if path.is_dir() and any(path.iterdir()):
+        old = path.with_name(f".{path.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, path)
 
 
 def first_duplicate(blob: np.ndarray, offsets: np.ndarray) -> tuple[int, int] | None:
