@@ -22,7 +22,6 @@ from pathlib import Path
 
 from yt8mkit.errors import Yt8mError
 
-RUN_LOCK = ".lock"
 _ENV = "YT8M_HELD_LOCKS"
 
 # resolved lock file -> (its descriptor, how many times this process took it)
@@ -130,17 +129,10 @@ def store_lock_file(store: Path) -> Path:
     return store.with_name(f".{store.name}.lock")
 
 
-def lock_run_dir(run_dir: str | os.PathLike[str]) -> None:
-    """Take ``run_dir``'s writer lock until this process ends (created if missing).
-    Every entry point that writes a run directory calls this first."""
-    path = Path(run_dir)
-    if path.exists() and not path.is_dir():
-        raise Yt8mError(f"{path}: is a file, not a run directory")
-    acquire(path / RUN_LOCK, f"run directory {path}")
-
-
 @atexit.register
-def _release_all() -> None:
-    for fd, _ in _held.values():
-        os.close(fd)
-    _held.clear()
+def release_all() -> None:
+    """Release every lock this process holds (run directories are held until the
+    process ends; a long-lived process that is done with them may call this)."""
+    for key in list(_held):
+        _held[key] = (_held[key][0], 1)
+        release(Path(key))

@@ -90,6 +90,10 @@ def predict_to_submission(
     batches come (the file appears only when complete)."""
     from yt8mkit.data.submission import SubmissionWriter
 
+    if batch_size < 1:
+        raise Yt8mError(f"batch size {batch_size}: must be at least 1")
+    if Path(out_csv).is_dir():
+        raise Yt8mError(f"--out {out_csv}: is a folder; give the CSV file to write")
     ids = store.ids()
     batches = predict_store(model_path, store, batch_size, progress, 20, threads)
     # Label ids come from the model's own outputs, so they are in its range by

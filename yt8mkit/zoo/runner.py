@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from yt8mkit.data.store import Store
+from yt8mkit.rundir import lock_run_dir
 from yt8mkit.train.config import TrainConfig
 from yt8mkit.train.pool import Job, run_jobs
 from yt8mkit.train.run import check_run_config, run_fold, run_model, store_folds
@@ -53,6 +54,7 @@ def run_zoo(
 ) -> ZooResult:
     """``workers`` > 1 runs the local backend's jobs in that many processes."""
     say = report or (lambda message: None)
+    lock_run_dir(out)
     store = Store(store_path)
     folds = sorted(int(f) for f in set(store_folds(store).tolist()))
     result = ZooResult()
