@@ -27,12 +27,13 @@ from collections.abc import Callable, Iterable
 from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
 
 from yt8mkit.data import journal
+from yt8mkit.data.compact import compact_fixed, compact_ragged, duplicate_rows, kept_offsets
 from yt8mkit.data.quantize import dequantize
 from yt8mkit.data.shard import ShardChunk
 from yt8mkit.errors import BadInputError, Yt8mError
@@ -50,19 +51,25 @@ class SkippedRecord(BaseModel):
 class StoreMeta(BaseModel):
     format_version: int = FORMAT_VERSION
     level: Literal["video", "frame"]
-    num_videos: int
-    num_classes: int
-    dims: dict[str, int]
-    video_dtype: str = "float16"
-    num_labels: int = 0
-    num_unlabelled: int = 0
-    num_frames: int = 0
+    num_videos: int = Field(ge=0)
+    num_classes: int = Field(ge=1)
+    dims: dict[str, Annotated[int, Field(ge=1)]]
+    video_dtype: Literal["float16", "float32"] = "float16"
+    num_labels: int = Field(0, ge=0)
+    num_unlabelled: int = Field(0, ge=0)
+    num_frames: int = Field(0, ge=0)
     sources: list[str] = Field(default_factory=list)
     skipped: list[SkippedRecord] = Field(default_factory=list)
 
 
 class StoreError(Yt8mError):
     """A store is missing, incomplete or not of a version we read."""
+
+
+class DamagedStoreError(Yt8mError):
+    """A file of a store is not what its meta.json says (truncated, missing, garbage).
+    Not a StoreError: callers that handle a missing part (folds not yet assigned) by
+    writing it must not treat damage the same way."""
 
 
 def partial_path(path: Path) -> Path:
@@ -89,11 +96,56 @@ class Store:
             if partial_path(self.path).exists():
                 raise StoreError(f"{self.path}: store is incomplete (an ingest did not finish)")
             raise StoreError(f"{self.path}: not a store (no {META})")
-        self.meta = StoreMeta.model_validate_json(meta_path.read_text())
+        try:
+            self.meta = StoreMeta.model_validate_json(meta_path.read_bytes())
+        except ValueError as err:
+            first = str(err).splitlines()
+            raise DamagedStoreError(
+                f"{meta_path}: not a valid store description ({' '.join(first[:3])})"
+            ) from None
         if self.meta.format_version != FORMAT_VERSION:
             raise StoreError(
                 f"{self.path}: store format {self.meta.format_version}, "
                 f"this yt8mkit reads {FORMAT_VERSION}"
+            )
+        self._check_files()
+
+    def _expected_sizes(self) -> dict[str, int]:
+        """The byte length of every array file that meta.json implies."""
+        meta = self.meta
+        n = meta.num_videos
+        half = np.dtype(meta.video_dtype).itemsize
+        sizes = {
+            "ids_offsets.bin": 8 * (n + 1),
+            "labels_indptr.bin": 8 * (n + 1),
+            "labels_indices.bin": 4 * meta.num_labels,
+            "labelled.bin": n,
+            **{f"video/{m}.bin": half * n * dim for m, dim in meta.dims.items()},
+        }
+        if meta.level == "frame":
+            sizes["frame_offsets.bin"] = 8 * (n + 1)
+            sizes.update({f"frames/{m}.bin": meta.num_frames * dim
+                          for m, dim in meta.dims.items()})
+        return sizes
+
+    def _check_files(self) -> None:
+        """Every array file there with the length meta.json implies (a few stats): a
+        damaged store is named when opened, not by a failed memory map later."""
+        for name, size in self._expected_sizes().items():
+            if size:
+                self._check_file(name, size)
+
+    def _check_file(self, name: str, need: int) -> None:
+        path = self.path / name
+        try:
+            size = path.stat().st_size
+        except OSError as err:
+            raise DamagedStoreError(
+                f"{path}: array file of the store missing ({err.strerror})") from None
+        if size != need:
+            raise DamagedStoreError(
+                f"{path}: {size:,} bytes, meta.json says {need:,}: the store is damaged "
+                f"(truncated or overwritten); ingest it again"
             )
 
     @staticmethod
@@ -138,7 +190,9 @@ class Store:
 
     @cached_property
     def _id_bytes(self) -> np.ndarray:
-        return self._map("ids.bin", np.uint8, (int(self._id_offsets[-1]),))
+        size = int(self._id_offsets[-1])
+        self._check_file("ids.bin", size)
+        return self._map("ids.bin", np.uint8, (size,))
 
     def video_id(self, index: int) -> str:
         start, stop = self._id_offsets[index], self._id_offsets[index + 1]
@@ -233,7 +287,15 @@ class Store:
         path = self.path / "folds.bin"
         if not path.is_file():
             raise StoreError(f"{self.path}: no folds yet (run `yt8m folds`)")
-        return np.fromfile(path, dtype=np.int8)
+        folds = np.fromfile(path, dtype=np.int8)
+        if len(folds) != self.num_videos:
+            raise DamagedStoreError(
+                f"{path}: {len(folds):,} folds for {self.num_videos:,} videos (truncated or "
+                f"from another store); assign them again with `yt8m folds`"
+            )
+        if folds.size and folds.min() < 0:
+            raise DamagedStoreError(f"{path}: negative fold ids; run `yt8m folds` again")
+        return folds
 
 
 class StoreWriter:
@@ -256,6 +318,7 @@ class StoreWriter:
         options_key: dict[str, object],
         video_dtype: str = "float16",
         identify: Callable[[int], dict | None] | None = None,
+        skip_duplicates: bool = False,
     ) -> None:
         self.path = path
         self.tmp = partial_path(path)
@@ -263,6 +326,8 @@ class StoreWriter:
         self.options_key = options_key
         self.video_dtype = np.dtype(video_dtype)
         self.identify = identify
+        # --skip-corrupt: a video whose id an earlier one has is skipped, not an error.
+        self.skip_duplicates = skip_duplicates
         self.journal_path = self.tmp / journal.NAME
         self.done_files = 0
         self.level: str | None = None
@@ -387,7 +452,9 @@ class StoreWriter:
             (self.tmp / name).parent.mkdir(parents=True, exist_ok=True)
             f = self._files[name] = open(self.tmp / name, "ab")  # noqa: SIM115
         if not isinstance(data, bytes):
-            data = memoryview(np.ascontiguousarray(data)).cast("B")  # written without a copy
+            array = np.ascontiguousarray(data)
+            # memoryview cannot cast an array with a zero in its shape
+            data = memoryview(array).cast("B") if array.size else b""  # written without a copy
         f.write(data)  # type: ignore[attr-defined]
         self._sizes[name] = self._sizes.get(name, 0) + len(data)
 
@@ -482,6 +549,52 @@ class StoreWriter:
             path2, f"duplicate video id {vid!r} (first seen in {path1}, record {rec1})", rec2
         )
 
+    def _where(self, video: int, record_index: np.ndarray) -> tuple[str, int]:
+        source = int(np.searchsorted(self.file_starts, video, side="right")) - 1
+        return self.sources[source], int(record_index[video])
+
+    def _drop_duplicate_ids(self) -> None:
+        """Skip (and list) every video whose id an earlier video has: each array is
+        rewritten without them (compact.py)."""
+        offsets = np.fromfile(self.tmp / "ids_offsets.bin", np.int64)
+        blob = np.fromfile(self.tmp / "ids.bin", np.uint8)
+        dups, firsts = duplicate_rows(blob, offsets)
+        if not dups.size:
+            return
+        record_index = np.fromfile(self.tmp / "record_index.tmp.bin", np.int32)
+        for dup, first in zip(dups.tolist(), firsts.tolist()):
+            vid = blob[offsets[dup] : offsets[dup + 1]].tobytes().decode("utf-8", "replace")
+            (path1, rec1), (path2, rec2) = (self._where(first, record_index),
+                                            self._where(dup, record_index))
+            self.skipped.append(SkippedRecord(
+                path=path2, record=rec2,
+                what=f"duplicate video id {vid!r} (first seen in {path1}, record {rec1})"))
+        keep = np.ones(self.num_videos, bool)
+        keep[dups] = False
+        del blob, record_index
+        tmp = self.tmp
+        ragged = [("ids_offsets.bin", [("ids.bin", 1)]),
+                  ("labels_indptr.bin", [("labels_indices.bin", 4)])]
+        if self.level == "frame":
+            ragged.append(("frame_offsets.bin",
+                           [(f"frames/{m}.bin", d) for m, d in (self.dims or {}).items()]))
+        for offsets_name, value_files in ragged:
+            bounds = np.fromfile(tmp / offsets_name, np.int64)
+            for name, item_bytes in value_files:
+                compact_ragged(tmp / name, bounds, item_bytes, keep)
+            kept_offsets(bounds, keep).tofile(tmp / offsets_name)
+        itemsize = self.video_dtype.itemsize
+        for m, dim in (self.dims or {}).items():
+            compact_fixed(tmp / f"video/{m}.bin", dim * itemsize, keep)
+        compact_fixed(tmp / "labelled.bin", 1, keep)
+        self.num_videos = int(keep.sum())
+        self.num_labels = int(np.fromfile(tmp / "labels_indptr.bin", np.int64)[-1])
+        if self.level == "frame":
+            self.num_frames = int(np.fromfile(tmp / "frame_offsets.bin", np.int64)[-1])
+        self.num_unlabelled = int((~np.fromfile(tmp / "labelled.bin", np.bool_)).sum())
+        labels = np.fromfile(tmp / "labels_indices.bin", np.int32)
+        self.max_label = int(labels.max()) if labels.size else -1
+
     def finish(self, num_classes: int | None) -> StoreMeta:
         """Write meta.json and move the store into place."""
         self.close_files()
@@ -491,7 +604,10 @@ class StoreWriter:
                 ", ".join(self.sources[:3]) + (" ..." if len(self.sources) > 3 else ""),
                 "empty input: no valid records",
             )
-        self._check_duplicate_ids()
+        if self.skip_duplicates:
+            self._drop_duplicate_ids()
+        else:
+            self._check_duplicate_ids()
         if num_classes is None:
             num_classes = self.max_label + 1
         (self.tmp / "record_index.tmp.bin").unlink(missing_ok=True)
