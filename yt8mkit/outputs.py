@@ -28,13 +28,25 @@ def check_out_dir(
     kind: str,
     is_ours: Callable[[Path], bool],
     inputs: Sequence[str | os.PathLike[str]] = (),
+    resolved_files: Sequence[str] = (),
 ) -> Path:
     """``out`` resolved, once it is safe to write a ``kind`` there (and to replace what
-    is there: an empty folder, or ``is_ours``); else OutputError saying why."""
+    is there: an empty folder, or ``is_ours``); else OutputError saying why.
+
+    ``inputs`` as the user gave them (files, folders), ``resolved_files`` input files
+    already resolved (thousands of shards: resolving them again would cost more than
+    ingesting a small input)."""
     given = Path(out)
     path = given.resolve()
     if path.exists() and not path.is_dir():
         raise OutputError(f"--out {given}: is a file; give a folder for the {kind}")
+    prefix = str(path).rstrip(os.sep) + os.sep
+    for file in resolved_files:
+        if file == str(path) or file.startswith(prefix):
+            raise OutputError(
+                f"--out {given}: holds the input {file}; writing the {kind} there would "
+                f"destroy it"
+            )
     for source in inputs:
         real = Path(source).resolve()
         if _inside(real, path):

@@ -17,7 +17,6 @@ bounds what a second thread gains.
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import os
 import platform
 from collections import deque
@@ -144,7 +143,8 @@ def ingest(
     """
     config = config or IngestConfig()
     files, real_paths = find_sources(sources)
-    out_path = check_out_dir(out, "store", is_store_dir, [*sources, *real_paths])
+    folders = [s for s in sources if os.path.isdir(s)]
+    out_path = check_out_dir(out, "store", is_store_dir, folders, real_paths)
     with exclusive(store_lock_file(out_path), f"store {out}"):
         return _ingest_locked(files, real_paths, out_path, config, progress)
 
@@ -160,7 +160,7 @@ def _ingest_locked(
     key = config.model_dump(exclude={"workers", "resume"})
 
     def identify(i: int) -> dict:
-        return dataclasses.asdict(file_identity(real_paths[i]))
+        return file_identity(real_paths[i]).as_dict()
 
     writer = StoreWriter(out_path, real_paths, key, config.video_dtype, identify,
                          skip_duplicates=config.skip_corrupt)

@@ -42,15 +42,17 @@ def rewrite(path: Path, contents: JournalContents) -> None:
     os.replace(tmp, path)
 
 
-def append(path: Path, entry: dict) -> None:
+def open_for_append(path: Path) -> int:
+    """A descriptor that ``append`` writes lines through (kept open by the writer: an
+    open per file costs more than the line)."""
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+
+
+def append(fd: int, entry: dict) -> None:
     line = (json.dumps(entry) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-    try:
-        written = os.write(fd, line)
-    finally:
-        os.close(fd)
+    written = os.write(fd, line)
     if written != len(line):  # a full disk: the line is torn, and a resume ignores it
-        raise OSError(f"{path}: journal line written short ({written} of {len(line)} bytes)")
+        raise OSError(f"journal line written short ({written} of {len(line)} bytes)")
 
 
 def read(path: Path) -> JournalContents | None:

@@ -20,7 +20,6 @@ only once complete (written as ``.NAME.partial`` and renamed).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import shutil
 from collections.abc import Callable, Iterable
@@ -344,6 +343,7 @@ class StoreWriter:
         # Byte length of every array file, kept here rather than asked of the file system.
         self._sizes: dict[str, int] = {}
         self._id_bytes = 0  # the last value of ids_offsets.bin
+        self._journal_fd: int | None = None
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -436,7 +436,9 @@ class StoreWriter:
         """After a whole file: its data reaches the OS before the line that records it."""
         for f in self._files.values():
             f.flush()  # type: ignore[attr-defined]
-        journal.append(self.journal_path, {
+        if self._journal_fd is None:
+            self._journal_fd = journal.open_for_append(self.journal_path)
+        journal.append(self._journal_fd, {
             "file": self.done_files - 1,
             "path": self.sources[self.done_files - 1],
             "identity": identity,
@@ -459,6 +461,9 @@ class StoreWriter:
         self._sizes[name] = self._sizes.get(name, 0) + len(data)
 
     def close_files(self) -> None:
+        if self._journal_fd is not None:
+            os.close(self._journal_fd)
+            self._journal_fd = None
         for f in self._files.values():
             f.close()  # type: ignore[attr-defined]
         self._files.clear()
@@ -525,7 +530,7 @@ class StoreWriter:
             if chunk.label_indices.size:
                 self.max_label = max(self.max_label, int(chunk.label_indices.max()))
         self.done_files += 1
-        identity = None if chunk.identity is None else dataclasses.asdict(chunk.identity)
+        identity = None if chunk.identity is None else chunk.identity.as_dict()
         self._journal_file(identity, skipped)
 
     def _check_duplicate_ids(self) -> None:

@@ -165,6 +165,10 @@ class FileIdentity:
     mtime_ns: int
     digest: int
 
+    def as_dict(self) -> dict[str, int]:
+        # Not dataclasses.asdict: that costs more than the rest of a small file's journal.
+        return {"size": self.size, "mtime_ns": self.mtime_ns, "digest": self.digest}
+
 
 def _framing_digest(buf: np.ndarray, head: np.ndarray, length: np.ndarray, size: int) -> int:
     """``FileIdentity.digest`` of the records at ``head``; a last record that runs past
