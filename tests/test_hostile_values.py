@@ -299,3 +299,29 @@ def test_skip_corrupt_skips_duplicate_ids_and_keeps_the_rest_exactly(
     assert "first seen in" in meta.skipped[1].what and "in0.tfrecord, record 1" in (
         meta.skipped[1].what)
     assert Store(tmp_path / "s").ids() == ["a", "b", "c", "d", "e", "f", "g"]
+
+
+def test_a_bad_first_record_does_not_set_the_file_s_widths(tmp_path: Path) -> None:
+    records = [_record(b"odd", rgb=np.ones(7, np.float32))]
+    records += [_record(f"g{i}".encode()) for i in range(5)]
+    src = _shard(tmp_path / "in.tfrecord", records)
+    with pytest.raises(BadInputError, match=r"record 0: feature 'mean_rgb' has 7 values"):
+        ingest([src], tmp_path / "s", CFG)
+    meta = ingest([src], tmp_path / "k", IngestConfig(workers=1, skip_corrupt=True))
+    assert meta.num_videos == 5 and meta.dims["rgb"] == 8
+    assert [s.record for s in meta.skipped] == [0]
+
+
+def test_a_stray_sequence_example_first_does_not_make_the_file_frame_level(
+    tmp_path: Path,
+) -> None:
+    from tests.test_ingest_resume import _frames_video
+
+    records = [_frames_video("stray", 3, np.random.default_rng(0))]
+    records += [_record(f"g{i}".encode()) for i in range(5)]
+    src = _shard(tmp_path / "in.tfrecord", records)
+    meta = ingest([src], tmp_path / "k", IngestConfig(workers=1, skip_corrupt=True))
+    assert meta.level == "video" and meta.num_videos == 5
+    assert [s.record for s in meta.skipped] == [0]
+    with pytest.raises(BadInputError, match="record 0"):
+        ingest([src], tmp_path / "s", CFG)

@@ -19,7 +19,7 @@ messages are the same.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from typing import Literal
 
@@ -604,6 +604,35 @@ class _ChunkBuilder:
         return chunk
 
 
+def _with_common_dims(
+    spans: RecordSpans, begin: int, options: ShardOptions, checked: _Checked
+) -> tuple[ShardOptions, _Checked]:
+    """Where no more than half of the records pass with the widths of the first that
+    passes, that record may be the odd one: the widths most records have are then the
+    file's (given as ``dims``), so that one bad record first does not make every good
+    record after it a fault."""
+    if 2 * int(checked.ok.sum()) > len(checked.ok):
+        # Most records have the widths the checks learned: they are the file's, also
+        # for the records the general decoder reads (so that one of those first, with
+        # other widths, does not set them).
+        return replace(options, dims=checked.dims), checked
+    schema = options.schema
+    scan = scan_examples(spans.buf, spans.start[begin:], spans.end[begin:], _scan_keys(schema))
+    dims = {}
+    for m in schema.modalities:
+        span = scan.keys[schema.video_key(m)]
+        usable = scan.plain & (span.kind == FLOAT_LIST) & (span.length >= 4)
+        widths = span.length[usable] // 4
+        if not widths.size:
+            return options, checked
+        values, counts = np.unique(widths, return_counts=True)
+        dims[m] = int(values[np.argmax(counts)])
+    if dims == checked.dims:
+        return options, checked
+    options = replace(options, dims=dims)
+    return options, _check_records(spans, begin, options)
+
+
 def read_shard(path: str, options: ShardOptions | None = None) -> ShardChunk:
     """Decode and validate every record of one TFRecord shard.
 
@@ -623,7 +652,9 @@ def read_shard(path: str, options: ShardOptions | None = None) -> ShardChunk:
     # checks of the whole file, and the checks are those of the video-level chunk.
     while level is None and begin < len(spans):
         checked = _check_records(spans, begin, options)
-        if checked.ok[0]:
+        # Most records plain Examples: video-level, whatever the first one is (a stray
+        # SequenceExample first must not make the file frame-level and skip the rest).
+        if checked.ok[0] or 2 * int(checked.ok.sum()) > len(checked.ok):
             level = "video"
             break
         try:
@@ -631,6 +662,8 @@ def read_shard(path: str, options: ShardOptions | None = None) -> ShardChunk:
         except WireError as err:
             faults.append(BadInputError(path, f"malformed record: {err}", int(spans.index[begin])))
             begin += 1
+    if level == "video" and options.dims is None and checked is not None:
+        options, checked = _with_common_dims(spans, begin, options, checked)
     if level is None:
         chunk = ShardChunk(path=path, level="video")
     elif level == "video":
