@@ -30,7 +30,14 @@ def plain(value: object) -> object:
 def save_checkpoint(path: Path, state: dict) -> None:
     """Written under a temporary name and renamed: a checkpoint is whole or absent."""
     tmp = path.with_suffix(".tmp")
-    torch.save(plain(state), tmp)
+    try:
+        torch.save(plain(state), tmp)
+    except (OSError, RuntimeError) as err:  # torch reports a failed write as RuntimeError
+        tmp.unlink(missing_ok=True)
+        raise Yt8mError(
+            f"{path}: checkpoint could not be written ({str(err).splitlines()[0]}); the "
+            f"previous one is kept, and a rerun resumes from it"
+        ) from None
     os.replace(tmp, path)
 
 
