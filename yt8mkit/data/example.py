@@ -89,8 +89,8 @@ def _fields(buf: memoryview, pos: int, end: int) -> Iterable[tuple[int, int, int
     while pos < end:
         key, pos = _varint(buf, pos, end)
         number, wire_type = key >> 3, key & 7
-        if number == 0:
-            raise WireError("field number 0 (not a valid protobuf field)")
+        if number == 0 or key > 0xFFFFFFFF:  # a tag is a 32-bit varint; 0 is no field
+            raise WireError(f"invalid field tag {key}")
         if wire_type == _WT_LEN:
             length, pos = _varint(buf, pos, end)
             stop = pos + length
