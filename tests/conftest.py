@@ -23,6 +23,16 @@ def require_shared(path: Path) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _release_writer_locks() -> object:
+    """Run directories stay locked until their writer's process ends: in this one
+    long-lived process, until the test that wrote them ends."""
+    yield
+    from yt8mkit.locks import release_all
+
+    release_all()
+
+
 @pytest.fixture
 def smoke_dir() -> Path:
     return require_shared(SMOKE)

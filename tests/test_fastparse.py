@@ -26,6 +26,7 @@ from yt8mkit.data.half import as_video_dtype
 from yt8mkit.data.shard import (
     ShardChunk,
     ShardOptions,
+    _check_records,
     _ChunkBuilder,
     _RecordError,
     detect_level,
@@ -41,17 +42,55 @@ RNG = np.random.default_rng(5)
 # ---------------------------------------------------------------- references
 
 
+def _common_widths(path: Path, options: ShardOptions) -> dict[str, int] | None:
+    """The feature widths most records of the file have (the general decoder's view;
+    ties to the smaller width), or None where a modality has none."""
+    widths: dict[str, list[int]] = {m: [] for m in options.schema.modalities}
+    with TFRecordReader(path, options.check_crc, errors=[]) as reader:
+        for _, payload in reader.indexed():
+            try:
+                features = decode_example(payload)
+            except WireError:
+                continue
+            for m in widths:
+                feature = features.get(options.schema.video_key(m))
+                values = None if feature is None else feature.float_list
+                if values is not None and values.size:
+                    widths[m].append(int(values.size))
+    if not all(widths.values()):
+        return None
+    common = {}
+    for m, found in widths.items():
+        values, counts = np.unique(found, return_counts=True)
+        common[m] = int(values[np.argmax(counts)])
+    return common
+
+
+def _mostly_plain_examples(path: Path, options: ShardOptions) -> bool:
+    """Whether more than half of the records pass the fast checks of a video-level
+    record (the cheap test by which read_shard calls a file video-level whatever its
+    first record is)."""
+    spans = read_spans(path, options.check_crc)
+    return bool(len(spans)) and 2 * int(_check_records(spans, 0, options).ok.sum()) > len(spans)
+
+
 def _sequential_shard(path: Path, options: ShardOptions) -> ShardChunk:
     """``read_shard`` as it was before the fast path: each record in turn through the
-    streaming reader, the general decoder and the scalar checks."""
+    streaming reader, the general decoder and the scalar checks. Two rules for a file
+    whose first record is the odd one: its widths are those most records have (unless
+    given), and most records plain Examples make it video-level."""
     skipped: list[BadInputError] = []
     builder: _ChunkBuilder | None = None
     errors = skipped if options.skip_corrupt else None
+    video_level = _mostly_plain_examples(path, options)
+    if options.dims is None:
+        options = replace(options, dims=_common_widths(path, options))
     with TFRecordReader(path, options.check_crc, errors=errors) as reader:
         for index, payload in reader.indexed():
             try:
                 if builder is None:
-                    builder = _ChunkBuilder(str(path), detect_level(payload), options)
+                    level = "video" if video_level else detect_level(payload)
+                    builder = _ChunkBuilder(str(path), level, options)
                 builder.add(index, payload)
             except (_RecordError, WireError) as err:
                 what = str(err) if isinstance(err, _RecordError) else f"malformed record: {err}"
@@ -359,8 +398,9 @@ def test_read_shard_with_odd_records_equals_sequential(
         _compare_read_shard(path, skip_corrupt=skip_corrupt, num_classes=num_classes)
 
 
-def test_dims_come_from_the_first_good_record(tmp_path: Path) -> None:
-    """Widths are learned from the first record that passes, whichever decoder read it."""
+def test_dims_are_those_most_records_have(tmp_path: Path) -> None:
+    """Widths are those most records have, whichever decoder reads the record that has
+    other ones, and wherever it lies: an odd record first does not set them."""
     nan8 = encode_example({**_features(dim=8), "mean_rgb": np.full(8, np.nan, np.float32)})
     odd7 = _example(
         _entry(b"id", _bytes_list(b"u7")),
@@ -376,7 +416,8 @@ def test_dims_come_from_the_first_good_record(tmp_path: Path) -> None:
     for name, payloads in cases.items():
         path = _write(tmp_path / f"{name}.tfrecord", payloads)
         chunk = _compare_read_shard(path, skip_corrupt=True)
-        assert chunk.num_videos == 1 and chunk.dims["rgb"] == 7, name
+        kept = [1, 2] if name == "unpacked_7_first" else [2]
+        assert chunk.record_indices.tolist() == kept and chunk.dims["rgb"] == 8, name
     path = _write(tmp_path / "given.tfrecord", cases["nan_then_7_then_8"])
     chunk = read_shard(str(path), ShardOptions(skip_corrupt=True, dims={"rgb": 8, "audio": 4}))
     assert chunk.num_videos == 1 and chunk.record_indices.tolist() == [2]

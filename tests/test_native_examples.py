@@ -179,12 +179,14 @@ def test_float16_rows_where_the_cpu_converts() -> None:
 def test_feature_rows_copy_check_and_cast_as_numpy(width: int) -> None:
     """Rows at odd byte offsets: float32 rows are the bytes, float16 rows numpy's cast
     (every rounding case, tails of 1-7 values after the 8-wide steps), and a row with
-    NaN or Inf anywhere is flagged."""
+    NaN or Inf anywhere, or (float16) a value that the cast makes infinite, is flagged."""
     rng = np.random.default_rng(width)
     cases = float16_rounding_cases()
     n = min(len(cases) // width, 2000)
     values = rng.permutation(cases)[: n * width].reshape(n, width)
-    for bad in (np.nan, np.inf, -np.inf):
+    # NaN and Inf, and finite float32 that float16 rounds to infinity (65520 is the
+    # first; 65519.99 rounds to 65504).
+    for bad in (np.nan, np.inf, -np.inf, 65520.0, -1e10):
         rows = rng.choice(n, 5, replace=False)
         values[rows, rng.integers(0, width, 5)] = bad
     values[-1, -1] = np.nan  # in the tail when there is one
@@ -193,15 +195,18 @@ def test_feature_rows_copy_check_and_cast_as_numpy(width: int) -> None:
     buf = np.zeros(int(starts[-1]) + 4 * width + 5, np.uint8)
     for row, start in zip(values, starts):
         buf[start : start + 4 * width] = np.frombuffer(row.tobytes(), np.uint8)
-    finite_rows = np.isfinite(values).all(axis=1)
-    assert 0 < finite_rows.sum() < n
+    assert 0 < np.isfinite(values).all(axis=1).sum() < n
     for dtype in [np.float32] + ([np.float16] if native.HALF else []):
         out = np.empty((n, width), dtype)
         finite = np.empty(n, np.uint8)
         native.rows(buf, starts.astype(np.int64), width, out, finite)
-        np.testing.assert_array_equal(finite.view(bool), finite_rows)
         with np.errstate(over="ignore", invalid="ignore"):
             expected = values.astype(dtype)
+        # Finite in the stored dtype too: a float32 beyond float16's range is flagged.
+        finite_rows = np.isfinite(values).all(axis=1) & np.isfinite(expected).all(axis=1)
+        if dtype == np.float16:
+            assert (finite_rows != np.isfinite(values).all(axis=1)).any()  # such rows exist
+        np.testing.assert_array_equal(finite.view(bool), finite_rows)
         # Only rows that pass are kept; a NaN's payload bits are the CPU's choice.
         assert out[finite_rows].tobytes() == expected[finite_rows].tobytes(), dtype
         got, flags = fastparse.gather_features(buf, starts, width, dtype)

@@ -57,7 +57,7 @@ def ingest(
                 videos += n
                 bar.update(task, completed=done, status=f"{videos:,} videos")
 
-            meta = run_ingest(files, out, config, progress=advance)
+            meta = run_ingest(sources, out, config, progress=advance)
         if folds:
             write_folds(Store(out), folds, seed)
     except Yt8mError as err:

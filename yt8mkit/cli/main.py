@@ -12,11 +12,17 @@ from yt8mkit.cli import (  # noqa: F401  (each module registers its commands)
     second_level_commands,
     train_commands,
 )
-from yt8mkit.cli.app import app
+from yt8mkit.cli.app import app, fail
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except OSError as err:
+        # A full disk, a permission, a file gone, wherever in a command: said plainly
+        # (the commands' own errors are handled in each command).
+        fail(err)  # prints it
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import typer
 from yt8mkit.cli.app import app, fail
 from yt8mkit.cli.progress import console, progress_bar
 from yt8mkit.errors import Yt8mError
+from yt8mkit.rundir import lock_run_dir
 
 RunArgument = Annotated[Path, typer.Argument(help="Run directory of `yt8m pipeline` or `zoo`.")]
 
@@ -81,6 +82,7 @@ def export(
 
     try:
         run = open_run(run_dir)
+        lock_run_dir(run_dir)
         updates: dict = {"int8": int8 or run.export.int8}
         if max_size is not None:
             updates["max_size_bytes"] = max_size
@@ -102,7 +104,7 @@ def predict(
     model: Annotated[Path, typer.Argument(help="Exported model (ONNX).")],
     data: Annotated[list[str], typer.Argument(help="TFRecord files/folders/globs or a store.")],
     out: Annotated[Path, typer.Option(help="Kaggle submission CSV to write.")],
-    batch_size: Annotated[int, typer.Option(help="Videos per ONNX Runtime call.")] = 1024,
+    batch_size: Annotated[int, typer.Option(min=1, help="Videos per ONNX Runtime call.")] = 1024,
     workers: Annotated[int | None, typer.Option(help="Ingest processes for TFRecords.")
                        ] = None,
 ) -> None:

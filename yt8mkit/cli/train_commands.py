@@ -12,6 +12,7 @@ from rich.table import Table
 from yt8mkit.cli.app import app, fail
 from yt8mkit.cli.progress import console, progress_bar
 from yt8mkit.errors import Yt8mError
+from yt8mkit.rundir import lock_run_dir
 
 if TYPE_CHECKING:
     from yt8mkit.data.store import Store
@@ -70,6 +71,7 @@ def train(
     try:
         cfg = TrainConfig.from_yaml(config)
         run_dir = out or Path("runs") / cfg.name
+        lock_run_dir(run_dir)
         train_store, test = _stores(store, test_store, run_dir)
         with progress_bar() as bar:
             task = bar.add_task(cfg.name, total=None, status="")
@@ -117,6 +119,7 @@ def zoo(
     try:
         cfg = ZooConfig.from_yaml(zoo_file)
         run_dir = out or Path("runs") / cfg.name
+        lock_run_dir(run_dir)
         train_source = store or ([cfg.store] if cfg.store else None)
         if not train_source:
             raise Yt8mError(f"{zoo_file}: no data: give --store or set `store:` in the zoo file")

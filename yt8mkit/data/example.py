@@ -59,7 +59,8 @@ def _varint(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
         pos += 1
         result |= (byte & 0x7F) << shift
         if byte < 0x80:
-            return result, pos
+            # Bits beyond 64 of a 10-byte varint are dropped, as protobuf drops them.
+            return result & 0xFFFFFFFFFFFFFFFF, pos
         shift += 7
         if shift >= 70:
             raise WireError("varint longer than 10 bytes")
@@ -88,6 +89,8 @@ def _fields(buf: memoryview, pos: int, end: int) -> Iterable[tuple[int, int, int
     while pos < end:
         key, pos = _varint(buf, pos, end)
         number, wire_type = key >> 3, key & 7
+        if number == 0 or key > 0xFFFFFFFF:  # a tag is a 32-bit varint; 0 is no field
+            raise WireError(f"invalid field tag {key}")
         if wire_type == _WT_LEN:
             length, pos = _varint(buf, pos, end)
             stop = pos + length
@@ -105,64 +108,85 @@ def _signed64(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-def _decode_feature(buf: memoryview, start: int, end: int) -> Feature:
-    for number, wire_type, s, e in _fields(buf, start, end):
-        if wire_type != _WT_LEN or number not in (1, 2, 3):
+def _list_items(buf: memoryview, number: int, start: int, end: int) -> list:
+    """The values of one BytesList (1), FloatList (2, as arrays) or Int64List (3)."""
+    if number == 1:
+        return [bytes(buf[fs:fe]) for n, wt, fs, fe in _fields(buf, start, end)
+                if n == 1 and wt == _WT_LEN]
+    items: list = []
+    for n, wt, fs, fe in _fields(buf, start, end):
+        if n != 1:
             continue
-        if number == 1:
-            values = [
-                bytes(buf[fs:fe])
-                for n, wt, fs, fe in _fields(buf, s, e)
-                if n == 1 and wt == _WT_LEN
-            ]
-            return Feature(bytes_list=values)
         if number == 2:
-            chunks: list[np.ndarray] = []
-            for n, wt, fs, fe in _fields(buf, s, e):
-                if n != 1:
-                    continue
-                if wt == _WT_LEN:
-                    if (fe - fs) % 4:
-                        raise WireError("packed float list length is not a multiple of 4")
-                    chunks.append(np.frombuffer(buf[fs:fe], dtype="<f4"))
-                elif wt == _WT_I32:
-                    chunks.append(np.frombuffer(buf[fs:fe], dtype="<f4"))
-            if len(chunks) == 1:
-                return Feature(float_list=chunks[0])
-            return Feature(float_list=np.concatenate(chunks) if chunks else np.zeros(0, "<f4"))
-        ints: list[int] = []
-        for n, wt, fs, fe in _fields(buf, s, e):
-            if n != 1:
-                continue
             if wt == _WT_LEN:
-                pos = fs
-                while pos < fe:
-                    value, pos = _varint(buf, pos, fe)
-                    ints.append(_signed64(value))
-            elif wt == _WT_VARINT:
-                ints.append(_signed64(_varint(buf, fs, fe)[0]))
-        return Feature(int64_list=np.array(ints, dtype=np.int64))
+                if (fe - fs) % 4:
+                    raise WireError("packed float list length is not a multiple of 4")
+                items.append(np.frombuffer(buf[fs:fe], dtype="<f4"))
+            elif wt == _WT_I32:
+                items.append(np.frombuffer(buf[fs:fe], dtype="<f4"))
+        elif wt == _WT_LEN:
+            pos = fs
+            while pos < fe:
+                value, pos = _varint(buf, pos, fe)
+                items.append(_signed64(value))
+        elif wt == _WT_VARINT:
+            items.append(_signed64(_varint(buf, fs, fe)[0]))
+    return items
+
+
+def _decode_feature(buf: memoryview, start: int, end: int) -> Feature:
+    return _merged_feature(buf, [(start, end)])
+
+
+def _merged_feature(buf: memoryview, spans: list[tuple[int, int]]) -> Feature:
+    """A Feature from one or more encodings of it (a message repeated is merged), as
+    protobuf reads it: the lists are a oneof, so a list of another kind replaces the
+    one before it, and the same kind again adds to it."""
+    kind = 0
+    items: list = []
+    for start, end in spans:
+        for number, wire_type, s, e in _fields(buf, start, end):
+            if wire_type != _WT_LEN or number not in (1, 2, 3):
+                continue
+            if number != kind:
+                kind, items = number, []
+            items.extend(_list_items(buf, number, s, e))
+    if kind == 1:
+        return Feature(bytes_list=items)
+    if kind == 2:
+        if len(items) == 1:
+            return Feature(float_list=items[0])
+        return Feature(float_list=np.concatenate(items) if items else np.zeros(0, "<f4"))
+    if kind == 3:
+        return Feature(int64_list=np.array(items, dtype=np.int64))
     return Feature()
 
 
-def _decode_map(buf: memoryview, start: int, end: int) -> Iterable[tuple[str, int, int]]:
-    """Map entries of ``Features``/``FeatureLists``: yields (key, value start, value end)."""
+def _decode_map(
+    buf: memoryview, start: int, end: int
+) -> Iterable[tuple[str, list[tuple[int, int]], bool]]:
+    """Map entries of ``Features``/``FeatureLists``: yields (key, the spans of its value
+    message, to be merged, whether the entry is kept). An entry holding any other field
+    (or a key or value of another wire type) is not kept, as protobuf's runtime keeps
+    such an entry as unknown data rather than in the map; its value is still to be
+    decoded, since protobuf refuses the message when that value is malformed."""
     for number, wire_type, s, e in _fields(buf, start, end):
         if number != 1 or wire_type != _WT_LEN:
             continue
         key = ""
-        value = (0, 0)
+        values: list[tuple[int, int]] = []
+        unknown = False
         for n, wt, fs, fe in _fields(buf, s, e):
-            if wt != _WT_LEN:
-                continue
-            if n == 1:
+            if n == 1 and wt == _WT_LEN:
                 try:
                     key = str(buf[fs:fe], "utf-8")
                 except UnicodeDecodeError as err:
                     raise WireError("feature name is not UTF-8") from err
-            elif n == 2:
-                value = (fs, fe)
-        yield key, value[0], value[1]
+            elif n == 2 and wt == _WT_LEN:
+                values.append((fs, fe))
+            else:
+                unknown = True
+        yield key, values, not unknown
 
 
 def _packed_feature(buf: bytes, start: int, end: int) -> Feature | None:
@@ -230,9 +254,9 @@ def decode_features(buf: bytes | memoryview, start: int, end: int) -> dict[str, 
         if stop > end:
             raise WireError("map entry runs past the end of its message")
         # key field: 0x0A, 1-byte length (names are short), name; value field: 0x12, length, Feature
-        if raw[p] == 0x0A and p + 1 < stop and raw[p + 1] < 0x80:
+        if p + 1 < stop and raw[p] == 0x0A and raw[p + 1] < 0x80:
             key_end = p + 2 + raw[p + 1]
-            if key_end < stop and raw[key_end] == 0x12:
+            if key_end + 1 < stop and raw[key_end] == 0x12:
                 v = key_end + 1
                 vlen = raw[v]
                 v += 1
@@ -248,13 +272,17 @@ def decode_features(buf: bytes | memoryview, start: int, end: int) -> dict[str, 
                         p = stop
                         continue
         view = memoryview(raw)
-        for key, s, e in _decode_map(view, entry_start, stop):
-            out[key] = _decode_feature(view, s, e)
+        for key, spans, keep in _decode_map(view, entry_start, stop):
+            feature = _merged_feature(view, spans)  # decoded even if left out: checked
+            if keep:
+                out[key] = feature
         p = stop
     if p < end:
         view = memoryview(raw)
-        for key, s, e in _decode_map(view, p, end):
-            out[key] = _decode_feature(view, s, e)
+        for key, spans, keep in _decode_map(view, p, end):
+            feature = _merged_feature(view, spans)
+            if keep:
+                out[key] = feature
     return out
 
 
@@ -315,12 +343,18 @@ def _bytes_frames(buf: memoryview, start: int, end: int) -> np.ndarray | None:
     return rows[:, header_len:]
 
 
-def _decode_feature_list(buf: memoryview, start: int, end: int) -> np.ndarray | list[Feature]:
-    frames = _bytes_frames(buf, start, end)
-    if frames is not None:
-        return frames
+def _decode_feature_list(
+    buf: memoryview, spans: list[tuple[int, int]]
+) -> np.ndarray | list[Feature]:
+    """A FeatureList from one or more encodings of it (merged: their features one after
+    another)."""
+    if len(spans) == 1:
+        frames = _bytes_frames(buf, *spans[0])
+        if frames is not None:
+            return frames
     return [
         _decode_feature(buf, s, e)
+        for start, end in spans
         for n, wt, s, e in _fields(buf, start, end)
         if n == 1 and wt == _WT_LEN
     ]
@@ -344,8 +378,10 @@ def decode_sequence_example(
         if number == 1:
             context.update(decode_features(raw, s, e))
         elif number == 2:
-            for key, vs, ve in _decode_map(buf, s, e):
-                lists[key] = _decode_feature_list(buf, vs, ve)
+            for key, spans, keep in _decode_map(buf, s, e):
+                feature_list = _decode_feature_list(buf, spans)
+                if keep:
+                    lists[key] = feature_list
     return context, lists
 
 

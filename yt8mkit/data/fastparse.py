@@ -347,8 +347,9 @@ def gather_features(
     buf: np.ndarray, starts: np.ndarray, width: int, dtype: str | np.dtype
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``width`` little-endian float32 values at each start, as a (len(starts),
-    width) array of ``dtype``, and whether each row is all finite (checked before the
-    cast: a float32 too large for float16 is finite, and becomes infinity).
+    width) array of ``dtype``, and whether each row is all finite both as read and in
+    ``dtype`` (a float32 too large for float16 becomes infinity in the cast: such a row
+    is not finite, so that it is refused rather than stored changed).
 
     In C where it was built: the copy, the check and (with F16C) the float16 cast are
     one pass over the rows without the GIL, instead of a fancy index, an isfinite and a
@@ -356,7 +357,9 @@ def gather_features(
     dtype = np.dtype(dtype)
     if native_examples is None:
         values = gather_rows(buf, starts, 4 * width).view("<f4")
-        return as_video_dtype(values, dtype), np.isfinite(values).all(axis=1)
+        cast = as_video_dtype(values, dtype)
+        # Checked after the cast: a finite float32 beyond float16's range is not kept.
+        return cast, np.isfinite(values).all(axis=1) & np.isfinite(cast).all(axis=1)
     half = dtype == np.float16 and bool(native_examples.HALF)
     out = np.empty((len(starts), width), np.float16 if half else np.float32)
     finite = np.empty(len(starts), np.uint8)

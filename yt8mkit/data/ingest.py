@@ -29,17 +29,24 @@ from pydantic import BaseModel, Field
 
 from yt8mkit.data.half import casts_natively
 from yt8mkit.data.schema import FeatureSchema
-from yt8mkit.data.shard import ShardChunk, ShardOptions, read_shard
+from yt8mkit.data.shard import MAX_CLASSES, ShardChunk, ShardOptions, read_shard
 from yt8mkit.data.sources import find_sources
-from yt8mkit.data.store import StoreMeta, StoreWriter
-from yt8mkit.errors import BadInputError
+from yt8mkit.data.store import StoreMeta, StoreWriter, is_store_dir
+from yt8mkit.data.tfrecord import file_identity
+from yt8mkit.errors import BadInputError, Yt8mError
+from yt8mkit.locks import exclusive, store_lock_file
+from yt8mkit.outputs import check_out_dir
+
+
+class IngestStoppedError(Yt8mError):
+    """Writing the store failed for a reason outside the input (disk full, ...)."""
 
 
 class IngestConfig(BaseModel):
     """Everything that decides what an ingest writes; defaults live here only."""
 
     workers: int = Field(default_factory=lambda: max(1, min(os.cpu_count() or 1, 8)))
-    num_classes: int | None = None
+    num_classes: int | None = Field(None, ge=1, le=MAX_CLASSES)
     modalities: list[str] = Field(default_factory=lambda: ["rgb", "audio"])
     video_dtype: str = "float16"
     check_crc: bool = True
@@ -136,12 +143,29 @@ def ingest(
     """
     config = config or IngestConfig()
     files, real_paths = find_sources(sources)
-    out_path = Path(out)
+    folders = [s for s in sources if os.path.isdir(s)]
+    out_path = check_out_dir(out, "store", is_store_dir, folders, real_paths)
+    with exclusive(store_lock_file(out_path), f"store {out}"):
+        return _ingest_locked(files, real_paths, out_path, config, progress)
+
+
+def _ingest_locked(
+    files: list[str],
+    real_paths: list[str],
+    out_path: Path,
+    config: IngestConfig,
+    progress: Progress | None,
+) -> StoreMeta:
     options = _options(config)
     key = config.model_dump(exclude={"workers", "resume"})
-    writer = StoreWriter(out_path, real_paths, key, config.video_dtype)
-    start = writer.open(resume=config.resume)
+
+    def identify(i: int) -> dict:
+        return file_identity(real_paths[i]).as_dict()
+
+    writer = StoreWriter(out_path, real_paths, key, config.video_dtype, identify,
+                         skip_duplicates=config.skip_corrupt)
     try:
+        start = writer.open(resume=config.resume)
         with _freed_memory_kept(), _one_torch_thread():
             for chunk in _decode_in_order(files[start:], options, config.workers):
                 writer.check_chunk(chunk)
@@ -152,6 +176,16 @@ def ingest(
     except BadInputError:
         writer.abort(keep_partial=False)
         raise
+    except OSError as err:
+        # A full disk, a file size limit, an input gone: not the input's fault, so what
+        # is complete is kept (the journal counts only whole files) for a rerun.
+        writer.abort(keep_partial=True)
+        where = f" ({err.filename})" if err.filename else ""
+        raise IngestStoppedError(
+            f"ingest into {out_path} stopped: {err.strerror or err}{where}. The files "
+            f"completed so far are kept; the same command resumes from there once the "
+            f"cause is fixed"
+        ) from err
     except BaseException:
         writer.abort(keep_partial=True)
         raise

@@ -560,21 +560,26 @@ static int row_f32(const uint8_t *src, Py_ssize_t width, float *dst)
 #include <immintrin.h>
 #define HAVE_HALF_ROWS 1
 
+/* Float16 bits with an all-ones exponent: Inf or NaN. */
+#define HALF_EXPONENT 0x7C00
+
 /* As row_f32, but converted to float16 by the CPU's conversion instruction, which
  * rounds as IEEE 754 says (nearest, ties to even; subnormals; overflow to infinity),
- * as numpy's and PyTorch's casts do. The row is read from memory once: the copy, the
- * check and the cast are one pass. */
+ * as numpy's and PyTorch's casts do. The check is of the float16 values: a finite
+ * float32 beyond float16's range (|x| >= 65520) becomes infinity, and such a row is
+ * refused like one holding Inf, rather than stored changed. The row is read from
+ * memory once: the copy, the cast and the check are one pass. */
 __attribute__((target("avx2,f16c"))) static int row_f16(const uint8_t *src, Py_ssize_t width,
                                                         uint16_t *dst)
 {
-    const __m256i exponent = _mm256_set1_epi32((int)EXPONENT);
-    __m256i bad = _mm256_setzero_si256();
+    const __m128i exponent = _mm_set1_epi16((short)HALF_EXPONENT);
+    __m128i bad = _mm_setzero_si128();
     Py_ssize_t i = 0;
     for (; i + 8 <= width; i += 8) {
         const __m256i v = _mm256_loadu_si256((const __m256i *)(src + 4 * i));
-        bad = _mm256_or_si256(bad, _mm256_cmpeq_epi32(_mm256_and_si256(v, exponent), exponent));
-        _mm_storeu_si128((__m128i *)(dst + i),
-                         _mm256_cvtps_ph(_mm256_castsi256_ps(v), _MM_FROUND_TO_NEAREST_INT));
+        const __m128i h = _mm256_cvtps_ph(_mm256_castsi256_ps(v), _MM_FROUND_TO_NEAREST_INT);
+        bad = _mm_or_si128(bad, _mm_cmpeq_epi16(_mm_and_si128(h, exponent), exponent));
+        _mm_storeu_si128((__m128i *)(dst + i), h);
     }
     if (i < width) {
         /* The tail through buffers of 8, zero-padded (zero is finite). */
@@ -582,12 +587,12 @@ __attribute__((target("avx2,f16c"))) static int row_f16(const uint8_t *src, Py_s
         uint16_t half[8];
         memcpy(tail, src + 4 * i, (size_t)(width - i) * 4);
         const __m256i v = _mm256_loadu_si256((const __m256i *)tail);
-        bad = _mm256_or_si256(bad, _mm256_cmpeq_epi32(_mm256_and_si256(v, exponent), exponent));
-        _mm_storeu_si128((__m128i *)half,
-                         _mm256_cvtps_ph(_mm256_castsi256_ps(v), _MM_FROUND_TO_NEAREST_INT));
+        const __m128i h = _mm256_cvtps_ph(_mm256_castsi256_ps(v), _MM_FROUND_TO_NEAREST_INT);
+        bad = _mm_or_si128(bad, _mm_cmpeq_epi16(_mm_and_si128(h, exponent), exponent));
+        _mm_storeu_si128((__m128i *)half, h);
         memcpy(dst + i, half, (size_t)(width - i) * 2);
     }
-    return _mm256_testz_si256(bad, bad);
+    return _mm_testz_si128(bad, bad);
 }
 #endif
 
@@ -606,7 +611,8 @@ PyDoc_STRVAR(rows_doc,
              "rows(buf, starts, width, out, finite) -> None\n\n"
              "Row i of out = the width float32 values (little-endian) at buf[starts[i]:],\n"
              "as float32 or, when out holds 2 bytes a value (only where HALF is true),\n"
-             "cast to float16; finite[i] (uint8) whether all of them are finite.\n"
+             "cast to float16; finite[i] (uint8) whether all of them are finite in out\n"
+             "(a float32 beyond float16's range becomes Inf there, and is not).\n"
              "One pass over the rows, the GIL released.");
 
 static PyObject *py_rows(PyObject *self, PyObject *args)

@@ -19,7 +19,7 @@ messages are the same.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from typing import Literal
 
@@ -37,12 +37,18 @@ from yt8mkit.data.fastparse import (
     scan_examples,
 )
 from yt8mkit.data.half import as_video_dtype
+from yt8mkit.data.ids import bad_ids, id_fault
 from yt8mkit.data.quantize import dequantize
 from yt8mkit.data.schema import ID_KEYS, LABELS_KEY, FeatureSchema
-from yt8mkit.data.tfrecord import RecordSpans, read_spans
+from yt8mkit.data.tfrecord import FileIdentity, RecordSpans, read_spans
 from yt8mkit.errors import BadInputError
 
 Level = Literal["video", "frame"]
+
+# Class ids are stored as int32: a larger label would wrap to another class.
+MAX_CLASSES = 2**31 - 1
+# The smallest magnitude that float16 rounds to infinity (65504 is its largest value).
+HALF_OVERFLOW = 65520.0
 
 
 @dataclass
@@ -68,6 +74,8 @@ class ShardChunk:
     # modality -> (all frames of the shard, dim) uint8, videos one after another.
     frames: dict[str, np.ndarray] | None = None
     skipped: list[BadInputError] = field(default_factory=list)
+    # The file as it was read (tfrecord.FileIdentity): the writer journals it.
+    identity: FileIdentity | None = None
 
     @property
     def num_videos(self) -> int:
@@ -132,6 +140,9 @@ def _id_of(features: dict[str, Feature]) -> bytes:
         if feature is not None:
             if feature.bytes_list is None or len(feature.bytes_list) != 1:
                 raise _RecordError(f"'{key}' must hold exactly one bytes value")
+            fault = id_fault(feature.bytes_list[0])
+            if fault is not None:
+                raise _RecordError(fault)
             return feature.bytes_list[0]
     raise _RecordError(f"no video id: none of the keys {', '.join(ID_KEYS)} is present")
 
@@ -151,6 +162,11 @@ def _labels_of(features: dict[str, Feature], num_classes: int | None) -> np.ndar
             raise _RecordError(f"label id {low} out of range (negative)")
         if num_classes is not None and high >= num_classes:
             raise _RecordError(f"label id {high} out of range [0, {num_classes})")
+        if high >= MAX_CLASSES:
+            raise _RecordError(
+                f"label id {high} out of range: the store keeps class ids as int32, "
+                f"at most {MAX_CLASSES - 1}"
+            )
     return labels
 
 
@@ -160,8 +176,11 @@ def _check_dim(name: str, dim: int, dims: dict[str, int] | None, modality: str) 
 
 
 def _video_features(
-    features: dict[str, Feature], schema: FeatureSchema, dims: dict[str, int] | None
+    features: dict[str, Feature], schema: FeatureSchema, dims: dict[str, int] | None,
+    half: bool = False,
 ) -> dict[str, np.ndarray]:
+    """``half``: the features are to be stored as float16, so a finite value beyond its
+    range, which the cast would turn into infinity, is a fault of the record too."""
     out = {}
     for modality in schema.modalities:
         key = schema.video_key(modality)
@@ -171,12 +190,19 @@ def _video_features(
         values = feature.float_list
         if values is None:
             raise _RecordError(f"feature '{key}' must be a float list, found {feature.kind}")
+        if values.size == 0:
+            raise _RecordError(f"feature '{key}' is empty (0 values)")
         if dims is not None and modality in dims and values.size != dims[modality]:
             raise _RecordError(
                 f"feature '{key}' has {values.size} values, expected {dims[modality]}"
             )
         if not np.isfinite(values).all():
             raise _RecordError(f"feature '{key}' holds NaN or Inf")
+        if half and values.size and float(np.abs(values).max()) >= HALF_OVERFLOW:
+            raise _RecordError(
+                f"feature '{key}' holds {float(np.abs(values).max()):g}, beyond float16's "
+                f"range (65504) of the store; ingest with --float32 to keep it"
+            )
         out[modality] = values
     return out
 
@@ -229,7 +255,8 @@ def _check_video(
 ) -> _Video:
     """The checks of one video-level record, in the order that decides which fault is
     reported for a record with several: features by modality, then the id, the labels."""
-    video = _video_features(features, options.schema, dims)
+    half = np.dtype(options.video_dtype) == np.float16
+    video = _video_features(features, options.schema, dims, half)
     return _Video(video, _id_of(features), _labels_of(features, options.num_classes))
 
 
@@ -266,7 +293,18 @@ class _Checked:
 def _check_records(spans: RecordSpans, begin: int, options: ShardOptions) -> _Checked:
     """The records that the scan decodes and that pass every check but finiteness when
     each modality has the width of the first such record (or the given dims). In C,
-    the scan and the checks in one loop without the GIL, where it was built."""
+    the scan and the checks in one loop without the GIL, where it was built.
+
+    Where that width is 0 (an empty feature, which the scans accept), no record is
+    taken: the scalar checks refuse the empty ones and learn the width from the first
+    record that has one."""
+    checked = _scan_and_check(spans, begin, options)
+    if 0 in checked.dims.values():
+        checked.ok[:] = False
+    return checked
+
+
+def _scan_and_check(spans: RecordSpans, begin: int, options: ShardOptions) -> _Checked:
     keys = _scan_keys(options.schema)
     if fastparse.native_examples is None or len(keys) > fastparse.NATIVE_MAX_KEYS:
         return _check_records_numpy(spans, begin, options)
@@ -282,7 +320,7 @@ def _check_records(spans: RecordSpans, begin: int, options: ShardOptions) -> _Ch
         np.ascontiguousarray(spans.end[begin:], np.int64),
         tuple(key.encode() for key in keys),
         len(ID_KEYS),
-        -1 if options.num_classes is None else options.num_classes,
+        MAX_CLASSES if options.num_classes is None else options.num_classes,
         dims,
         ok,
         fields,
@@ -310,8 +348,7 @@ def _check_records_numpy(spans: RecordSpans, begin: int, options: ShardOptions) 
     ok &= ~labels.present | (labels.kind == INT64_LIST)
     if labels.values.size:
         bad = labels.values < 0
-        if options.num_classes is not None:
-            bad |= labels.values >= options.num_classes
+        bad |= labels.values >= (options.num_classes or MAX_CLASSES)
         if bad.any():
             ok[np.repeat(np.arange(n), labels.counts)[bad]] = False
     fields[2] = labels.start
@@ -345,10 +382,14 @@ def _fast_records(
             buf, fields[4 + i, rows], checked.dims[m], options.video_dtype
         )
         finite &= finite_m
-    if not finite.all():
-        rows = rows[finite]
-        video = {m: values[finite] for m, values in video.items()}
     id_bytes, id_offsets = gather_spans(buf, fields[0, rows], fields[1, rows])
+    # Records with a bad id, like those with non-finite features, are left to the
+    # general decoder and the scalar checks, which name the fault.
+    keep = finite & ~bad_ids(id_bytes, id_offsets)
+    if not keep.all():
+        rows = rows[keep]
+        video = {m: values[keep] for m, values in video.items()}
+        id_bytes, id_offsets = gather_spans(buf, fields[0, rows], fields[1, rows])
     label_length = fields[3, rows]
     labels, label_counts, _ = decode_varints(buf, fields[2, rows], np.maximum(label_length, 0))
     return _Fast(
@@ -508,7 +549,8 @@ class _ChunkBuilder:
         schema = self.options.schema
         if self.level == "video":
             features = decode_example(payload)
-            video = _video_features(features, schema, self.dims)
+            half = np.dtype(self.options.video_dtype) == np.float16
+            video = _video_features(features, schema, self.dims, half)
             frames = None
         else:
             features, lists = decode_sequence_example(payload)
@@ -562,6 +604,35 @@ class _ChunkBuilder:
         return chunk
 
 
+def _with_common_dims(
+    spans: RecordSpans, begin: int, options: ShardOptions, checked: _Checked
+) -> tuple[ShardOptions, _Checked]:
+    """Where no more than half of the records pass with the widths of the first that
+    passes, that record may be the odd one: the widths most records have are then the
+    file's (given as ``dims``), so that one bad record first does not make every good
+    record after it a fault."""
+    if 2 * int(checked.ok.sum()) > len(checked.ok):
+        # Most records have the widths the checks learned: they are the file's, also
+        # for the records the general decoder reads (so that one of those first, with
+        # other widths, does not set them).
+        return replace(options, dims=checked.dims), checked
+    schema = options.schema
+    scan = scan_examples(spans.buf, spans.start[begin:], spans.end[begin:], _scan_keys(schema))
+    dims = {}
+    for m in schema.modalities:
+        span = scan.keys[schema.video_key(m)]
+        usable = scan.plain & (span.kind == FLOAT_LIST) & (span.length >= 4)
+        widths = span.length[usable] // 4
+        if not widths.size:
+            return options, checked
+        values, counts = np.unique(widths, return_counts=True)
+        dims[m] = int(values[np.argmax(counts)])
+    if dims == checked.dims:
+        return options, checked
+    options = replace(options, dims=dims)
+    return options, _check_records(spans, begin, options)
+
+
 def read_shard(path: str, options: ShardOptions | None = None) -> ShardChunk:
     """Decode and validate every record of one TFRecord shard.
 
@@ -581,7 +652,9 @@ def read_shard(path: str, options: ShardOptions | None = None) -> ShardChunk:
     # checks of the whole file, and the checks are those of the video-level chunk.
     while level is None and begin < len(spans):
         checked = _check_records(spans, begin, options)
-        if checked.ok[0]:
+        # Most records plain Examples: video-level, whatever the first one is (a stray
+        # SequenceExample first must not make the file frame-level and skip the rest).
+        if checked.ok[0] or 2 * int(checked.ok.sum()) > len(checked.ok):
             level = "video"
             break
         try:
@@ -589,6 +662,8 @@ def read_shard(path: str, options: ShardOptions | None = None) -> ShardChunk:
         except WireError as err:
             faults.append(BadInputError(path, f"malformed record: {err}", int(spans.index[begin])))
             begin += 1
+    if level == "video" and options.dims is None and checked is not None:
+        options, checked = _with_common_dims(spans, begin, options, checked)
     if level is None:
         chunk = ShardChunk(path=path, level="video")
     elif level == "video":
@@ -604,6 +679,7 @@ def read_shard(path: str, options: ShardOptions | None = None) -> ShardChunk:
     if faults and not options.skip_corrupt:
         raise faults[0]
     chunk.skipped = faults
+    chunk.identity = spans.identity
     return chunk
 
 

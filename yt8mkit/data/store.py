@@ -19,19 +19,20 @@ only once complete (written as ``.NAME.partial`` and renamed).
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import shutil
-import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
 
+from yt8mkit.data import journal
+from yt8mkit.data.compact import compact_fixed, compact_ragged, duplicate_rows, kept_offsets
 from yt8mkit.data.quantize import dequantize
 from yt8mkit.data.shard import ShardChunk
 from yt8mkit.errors import BadInputError, Yt8mError
@@ -49,13 +50,13 @@ class SkippedRecord(BaseModel):
 class StoreMeta(BaseModel):
     format_version: int = FORMAT_VERSION
     level: Literal["video", "frame"]
-    num_videos: int
-    num_classes: int
-    dims: dict[str, int]
-    video_dtype: str = "float16"
-    num_labels: int = 0
-    num_unlabelled: int = 0
-    num_frames: int = 0
+    num_videos: int = Field(ge=0)
+    num_classes: int = Field(ge=1)
+    dims: dict[str, Annotated[int, Field(ge=1)]]
+    video_dtype: Literal["float16", "float32"] = "float16"
+    num_labels: int = Field(0, ge=0)
+    num_unlabelled: int = Field(0, ge=0)
+    num_frames: int = Field(0, ge=0)
     sources: list[str] = Field(default_factory=list)
     skipped: list[SkippedRecord] = Field(default_factory=list)
 
@@ -64,8 +65,24 @@ class StoreError(Yt8mError):
     """A store is missing, incomplete or not of a version we read."""
 
 
+class DamagedStoreError(Yt8mError):
+    """A file of a store is not what its meta.json says (truncated, missing, garbage).
+    Not a StoreError: callers that handle a missing part (folds not yet assigned) by
+    writing it must not treat damage the same way."""
+
+
 def partial_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.partial")
+
+
+def is_store_dir(path: Path) -> bool:
+    """Whether ``path`` holds a store (a readable meta.json of a store): a folder that
+    an ingest may replace."""
+    try:
+        StoreMeta.model_validate_json((path / META).read_text())
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 class Store:
@@ -78,11 +95,56 @@ class Store:
             if partial_path(self.path).exists():
                 raise StoreError(f"{self.path}: store is incomplete (an ingest did not finish)")
             raise StoreError(f"{self.path}: not a store (no {META})")
-        self.meta = StoreMeta.model_validate_json(meta_path.read_text())
+        try:
+            self.meta = StoreMeta.model_validate_json(meta_path.read_bytes())
+        except ValueError as err:
+            first = str(err).splitlines()
+            raise DamagedStoreError(
+                f"{meta_path}: not a valid store description ({' '.join(first[:3])})"
+            ) from None
         if self.meta.format_version != FORMAT_VERSION:
             raise StoreError(
                 f"{self.path}: store format {self.meta.format_version}, "
                 f"this yt8mkit reads {FORMAT_VERSION}"
+            )
+        self._check_files()
+
+    def _expected_sizes(self) -> dict[str, int]:
+        """The byte length of every array file that meta.json implies."""
+        meta = self.meta
+        n = meta.num_videos
+        half = np.dtype(meta.video_dtype).itemsize
+        sizes = {
+            "ids_offsets.bin": 8 * (n + 1),
+            "labels_indptr.bin": 8 * (n + 1),
+            "labels_indices.bin": 4 * meta.num_labels,
+            "labelled.bin": n,
+            **{f"video/{m}.bin": half * n * dim for m, dim in meta.dims.items()},
+        }
+        if meta.level == "frame":
+            sizes["frame_offsets.bin"] = 8 * (n + 1)
+            sizes.update({f"frames/{m}.bin": meta.num_frames * dim
+                          for m, dim in meta.dims.items()})
+        return sizes
+
+    def _check_files(self) -> None:
+        """Every array file there with the length meta.json implies (a few stats): a
+        damaged store is named when opened, not by a failed memory map later."""
+        for name, size in self._expected_sizes().items():
+            if size:
+                self._check_file(name, size)
+
+    def _check_file(self, name: str, need: int) -> None:
+        path = self.path / name
+        try:
+            size = path.stat().st_size
+        except OSError as err:
+            raise DamagedStoreError(
+                f"{path}: array file of the store missing ({err.strerror})") from None
+        if size != need:
+            raise DamagedStoreError(
+                f"{path}: {size:,} bytes, meta.json says {need:,}: the store is damaged "
+                f"(truncated or overwritten); ingest it again"
             )
 
     @staticmethod
@@ -127,7 +189,9 @@ class Store:
 
     @cached_property
     def _id_bytes(self) -> np.ndarray:
-        return self._map("ids.bin", np.uint8, (int(self._id_offsets[-1]),))
+        size = int(self._id_offsets[-1])
+        self._check_file("ids.bin", size)
+        return self._map("ids.bin", np.uint8, (size,))
 
     def video_id(self, index: int) -> str:
         start, stop = self._id_offsets[index], self._id_offsets[index + 1]
@@ -222,21 +286,29 @@ class Store:
         path = self.path / "folds.bin"
         if not path.is_file():
             raise StoreError(f"{self.path}: no folds yet (run `yt8m folds`)")
-        return np.fromfile(path, dtype=np.int8)
+        folds = np.fromfile(path, dtype=np.int8)
+        if len(folds) != self.num_videos:
+            raise DamagedStoreError(
+                f"{path}: {len(folds):,} folds for {self.num_videos:,} videos (truncated or "
+                f"from another store); assign them again with `yt8m folds`"
+            )
+        if folds.size and folds.min() < 0:
+            raise DamagedStoreError(f"{path}: negative fold ids; run `yt8m folds` again")
+        return folds
 
 
 class StoreWriter:
-    """Appends shard chunks to a store being written, and can resume one that was cut off.
+    """Appends shard chunks to a store being written, and resumes one that was cut off.
 
-    Progress is journalled at chunk boundaries (the byte length of every array file), so
-    after a crash the files are truncated back to the last journalled chunk and writing
-    resumes there; the journal also names the sources, so a resume with other inputs is
-    refused rather than mixed. Journalling costs a flush, a JSON dump and a rename: it is
-    done at most every ``JOURNAL_INTERVAL`` seconds (and when an interrupted writer
-    stops), not for every small file, which would take more time than decoding it.
+    The rule: a store is either complete and verified, or absent. While it is written
+    it lies in ``.NAME.partial``, and after every input file the journal (journal.py)
+    records the byte length of every array file and the identity of that input. A
+    resume truncates every array to the last file the journal records whole (and
+    deletes arrays created after it), after checking that each of those inputs is
+    still the file that was read (``identify``); from the first one that changed, the
+    inputs are read again. Without ``identify`` (sources that are not files) the
+    journal's header, which names every source, is the only check.
     """
-
-    JOURNAL_INTERVAL = 0.5
 
     def __init__(
         self,
@@ -244,13 +316,18 @@ class StoreWriter:
         sources: list[str],
         options_key: dict[str, object],
         video_dtype: str = "float16",
+        identify: Callable[[int], dict | None] | None = None,
+        skip_duplicates: bool = False,
     ) -> None:
         self.path = path
         self.tmp = partial_path(path)
         self.sources = sources
         self.options_key = options_key
         self.video_dtype = np.dtype(video_dtype)
-        self.journal_path = self.tmp / "progress.json"
+        self.identify = identify
+        # --skip-corrupt: a video whose id an earlier one has is skipped, not an error.
+        self.skip_duplicates = skip_duplicates
+        self.journal_path = self.tmp / journal.NAME
         self.done_files = 0
         self.level: str | None = None
         self.dims: dict[str, int] | None = None
@@ -266,75 +343,110 @@ class StoreWriter:
         # Byte length of every array file, kept here rather than asked of the file system.
         self._sizes: dict[str, int] = {}
         self._id_bytes = 0  # the last value of ids_offsets.bin
-        self._journal_time = 0.0
-        # False while a chunk is half appended: then the files are no resume point.
-        self._at_boundary = True
+        self._journal_fd: int | None = None
 
     # ---------------------------------------------------------------- lifecycle
 
+    _STATE = ("level", "dims", "num_videos", "num_labels", "num_frames", "num_unlabelled",
+              "max_label")
+    _FIRST_ARRAYS = ("labels_indptr.bin", "ids_offsets.bin")  # each starts with a 0
+
+    def _header(self) -> dict:
+        return {
+            "sources": self.sources,
+            "options": self.options_key,
+            "video_dtype": self.video_dtype.name,
+            "sizes": {name: 8 for name in self._FIRST_ARRAYS},
+        }
+
     def open(self, resume: bool = True) -> int:
         """Prepare the partial directory; returns how many sources are already written."""
-        if resume and self.journal_path.is_file():
-            journal = json.loads(self.journal_path.read_text())
-            if journal["sources"] == self.sources and journal["options"] == self.options_key:
-                self._restore(journal)
-                return self.done_files
         if self.tmp.exists():
-            shutil.rmtree(self.tmp)
-        (self.tmp / "video").mkdir(parents=True)
-        for name in ("labels_indptr.bin", "ids_offsets.bin"):
+            found = journal.read(self.journal_path)
+            if resume and found is not None and found.header == self._header():
+                kept = self._verified(found.entries)
+                if self._restore(found.header, found.entries[:kept]):
+                    return self.done_files
+            self._remove_partial()
+        self.tmp.mkdir(parents=True)
+        # The journal first: a partial folder without one is known to be empty or ours.
+        journal.start(self.journal_path, self._header())
+        for name in self._FIRST_ARRAYS:
             (self.tmp / name).write_bytes(np.zeros(1, np.int64).tobytes())
             self._sizes[name] = 8
-        self._write_journal(force=True)
         return 0
 
-    def _restore(self, journal: dict) -> None:
-        for name, size in journal["sizes"].items():
-            with open(self.tmp / name, "r+b") as f:
-                f.truncate(size)
-        self._sizes = dict(journal["sizes"])
+    def _remove_partial(self) -> None:
+        """Remove a partial store that cannot be resumed, having checked that it is one
+        (it holds a journal, or meta.json when cut off while being moved into place)."""
+        if any(self.tmp.iterdir()) and not (
+            (self.tmp / journal.NAME).is_file() or (self.tmp / META).is_file()
+        ):
+            raise StoreError(
+                f"{self.tmp}: exists and is not a partial store written by yt8mkit; "
+                f"it is left as it is (remove it yourself, or give another --out)"
+            )
+        shutil.rmtree(self.tmp)
+
+    def _verified(self, entries: list[dict]) -> int:
+        """How many of the journalled files, from the first, are still the files read."""
+        for i, entry in enumerate(entries):
+            if i >= len(self.sources) or entry.get("file") != i:
+                return i
+            if self.identify is not None:
+                try:
+                    now = self.identify(i)
+                except OSError:
+                    return i
+                if now is None or entry.get("identity") != now:
+                    return i
+        return len(entries)
+
+    def _restore(self, header: dict, entries: list[dict]) -> bool:
+        """Put the partial store back where ``entries`` end; False where its files do
+        not hold what the journal says (then it is written again from the start)."""
+        sizes: dict[str, int] = entries[-1]["sizes"] if entries else header["sizes"]
+        for name, size in sizes.items():
+            file = self.tmp / name
+            if not file.is_file() or file.stat().st_size < size:
+                return False
+        for file in sorted(self.tmp.rglob("*"), reverse=True):
+            name = file.relative_to(self.tmp).as_posix()
+            if file.is_file() and name not in sizes and name != journal.NAME:
+                file.unlink()  # created by a file the journal does not record whole
+        for name, size in sizes.items():
+            os.truncate(self.tmp / name, size)
+        self._sizes = dict(sizes)
         with open(self.tmp / "ids_offsets.bin", "rb") as fh:
             fh.seek(self._sizes["ids_offsets.bin"] - 8)
             self._id_bytes = int(np.frombuffer(fh.read(8), np.int64)[0])
-        for key in (
-            "done_files",
-            "level",
-            "dims",
-            "num_videos",
-            "num_labels",
-            "num_frames",
-            "num_unlabelled",
-            "max_label",
-        ):
-            setattr(self, key, journal[key])
-        self.skipped = [SkippedRecord.model_validate(s) for s in journal["skipped"]]
-        self.file_starts = journal["file_starts"]
+        if entries:
+            for key in self._STATE:
+                setattr(self, key, entries[-1]["state"][key])
+        self.done_files = len(entries)
+        self.file_starts = [entry["start"] for entry in entries]
+        self.skipped = [
+            SkippedRecord.model_validate(s) for entry in entries for s in entry["skipped"]
+        ]
+        # Lines after the kept ones (a changed input, a torn line) go.
+        journal.rewrite(self.journal_path, journal.JournalContents(header, entries))
+        return True
 
-    def _write_journal(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._journal_time < self.JOURNAL_INTERVAL:
-            return
-        self._journal_time = now
+    def _journal_file(self, identity: dict | None, skipped: list[SkippedRecord]) -> None:
+        """After a whole file: its data reaches the OS before the line that records it."""
         for f in self._files.values():
             f.flush()  # type: ignore[attr-defined]
-        journal = {
-            "sources": self.sources,
-            "options": self.options_key,
+        if self._journal_fd is None:
+            self._journal_fd = journal.open_for_append(self.journal_path)
+        journal.append(self._journal_fd, {
+            "file": self.done_files - 1,
+            "path": self.sources[self.done_files - 1],
+            "identity": identity,
+            "start": self.file_starts[-1],
+            "skipped": [s.model_dump() for s in skipped],
             "sizes": dict(self._sizes),
-            "done_files": self.done_files,
-            "level": self.level,
-            "dims": self.dims,
-            "num_videos": self.num_videos,
-            "num_labels": self.num_labels,
-            "num_frames": self.num_frames,
-            "num_unlabelled": self.num_unlabelled,
-            "max_label": self.max_label,
-            "skipped": [s.model_dump() for s in self.skipped],
-            "file_starts": self.file_starts,
-        }
-        tmp = self.journal_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(journal))
-        os.replace(tmp, self.journal_path)
+            "state": {key: getattr(self, key) for key in self._STATE},
+        })
 
     def _append(self, name: str, data: np.ndarray | bytes) -> None:
         f = self._files.get(name)
@@ -342,21 +454,27 @@ class StoreWriter:
             (self.tmp / name).parent.mkdir(parents=True, exist_ok=True)
             f = self._files[name] = open(self.tmp / name, "ab")  # noqa: SIM115
         if not isinstance(data, bytes):
-            data = memoryview(np.ascontiguousarray(data)).cast("B")  # written without a copy
+            array = np.ascontiguousarray(data)
+            # memoryview cannot cast an array with a zero in its shape
+            data = memoryview(array).cast("B") if array.size else b""  # written without a copy
         f.write(data)  # type: ignore[attr-defined]
         self._sizes[name] = self._sizes.get(name, 0) + len(data)
 
     def close_files(self) -> None:
+        if self._journal_fd is not None:
+            os.close(self._journal_fd)
+            self._journal_fd = None
         for f in self._files.values():
             f.close()  # type: ignore[attr-defined]
         self._files.clear()
 
     def abort(self, keep_partial: bool) -> None:
-        """After a failure: keep the partial store for a resume (a crash, an interrupt) or
-        remove it (bad input, so that no partial output is left)."""
-        if keep_partial and self._at_boundary and self.tmp.exists():
-            self._write_journal(force=True)  # what was appended since the last journal
-        self.close_files()
+        """After a failure: keep the partial store for a resume (a crash, an interrupt:
+        the journal already records every whole file) or remove it (bad input, so that
+        no partial output is left)."""
+        # A full disk fails the last flush: the journal does not count those bytes.
+        with contextlib.suppress(OSError):
+            self.close_files()
         if not keep_partial and self.tmp.exists():
             shutil.rmtree(self.tmp)
 
@@ -378,9 +496,8 @@ class StoreWriter:
 
     def append(self, chunk: ShardChunk) -> None:
         """Append one validated chunk; call ``check_chunk`` first."""
-        self._at_boundary = False
-        for bad in chunk.skipped:
-            self.skipped.append(SkippedRecord(path=bad.path, record=bad.record, what=bad.what))
+        skipped = [SkippedRecord(path=b.path, record=b.record, what=b.what) for b in chunk.skipped]
+        self.skipped.extend(skipped)
         self.file_starts.append(self.num_videos)
         if chunk.num_videos:
             self.level = chunk.level
@@ -413,8 +530,8 @@ class StoreWriter:
             if chunk.label_indices.size:
                 self.max_label = max(self.max_label, int(chunk.label_indices.max()))
         self.done_files += 1
-        self._at_boundary = True
-        self._write_journal()
+        identity = None if chunk.identity is None else chunk.identity.as_dict()
+        self._journal_file(identity, skipped)
 
     def _check_duplicate_ids(self) -> None:
         """Across every written video: the error names the earliest record whose id an
@@ -437,6 +554,52 @@ class StoreWriter:
             path2, f"duplicate video id {vid!r} (first seen in {path1}, record {rec1})", rec2
         )
 
+    def _where(self, video: int, record_index: np.ndarray) -> tuple[str, int]:
+        source = int(np.searchsorted(self.file_starts, video, side="right")) - 1
+        return self.sources[source], int(record_index[video])
+
+    def _drop_duplicate_ids(self) -> None:
+        """Skip (and list) every video whose id an earlier video has: each array is
+        rewritten without them (compact.py)."""
+        offsets = np.fromfile(self.tmp / "ids_offsets.bin", np.int64)
+        blob = np.fromfile(self.tmp / "ids.bin", np.uint8)
+        dups, firsts = duplicate_rows(blob, offsets)
+        if not dups.size:
+            return
+        record_index = np.fromfile(self.tmp / "record_index.tmp.bin", np.int32)
+        for dup, first in zip(dups.tolist(), firsts.tolist()):
+            vid = blob[offsets[dup] : offsets[dup + 1]].tobytes().decode("utf-8", "replace")
+            (path1, rec1), (path2, rec2) = (self._where(first, record_index),
+                                            self._where(dup, record_index))
+            self.skipped.append(SkippedRecord(
+                path=path2, record=rec2,
+                what=f"duplicate video id {vid!r} (first seen in {path1}, record {rec1})"))
+        keep = np.ones(self.num_videos, bool)
+        keep[dups] = False
+        del blob, record_index
+        tmp = self.tmp
+        ragged = [("ids_offsets.bin", [("ids.bin", 1)]),
+                  ("labels_indptr.bin", [("labels_indices.bin", 4)])]
+        if self.level == "frame":
+            ragged.append(("frame_offsets.bin",
+                           [(f"frames/{m}.bin", d) for m, d in (self.dims or {}).items()]))
+        for offsets_name, value_files in ragged:
+            bounds = np.fromfile(tmp / offsets_name, np.int64)
+            for name, item_bytes in value_files:
+                compact_ragged(tmp / name, bounds, item_bytes, keep)
+            kept_offsets(bounds, keep).tofile(tmp / offsets_name)
+        itemsize = self.video_dtype.itemsize
+        for m, dim in (self.dims or {}).items():
+            compact_fixed(tmp / f"video/{m}.bin", dim * itemsize, keep)
+        compact_fixed(tmp / "labelled.bin", 1, keep)
+        self.num_videos = int(keep.sum())
+        self.num_labels = int(np.fromfile(tmp / "labels_indptr.bin", np.int64)[-1])
+        if self.level == "frame":
+            self.num_frames = int(np.fromfile(tmp / "frame_offsets.bin", np.int64)[-1])
+        self.num_unlabelled = int((~np.fromfile(tmp / "labelled.bin", np.bool_)).sum())
+        labels = np.fromfile(tmp / "labels_indices.bin", np.int32)
+        self.max_label = int(labels.max()) if labels.size else -1
+
     def finish(self, num_classes: int | None) -> StoreMeta:
         """Write meta.json and move the store into place."""
         self.close_files()
@@ -446,10 +609,13 @@ class StoreWriter:
                 ", ".join(self.sources[:3]) + (" ..." if len(self.sources) > 3 else ""),
                 "empty input: no valid records",
             )
-        self._check_duplicate_ids()
+        if self.skip_duplicates:
+            self._drop_duplicate_ids()
+        else:
+            self._check_duplicate_ids()
         if num_classes is None:
             num_classes = self.max_label + 1
-        (self.tmp / "record_index.tmp.bin").unlink()
+        (self.tmp / "record_index.tmp.bin").unlink(missing_ok=True)
         meta = StoreMeta(
             level=self.level,  # type: ignore[arg-type]
             num_videos=self.num_videos,
@@ -462,12 +628,25 @@ class StoreWriter:
             sources=self.sources,
             skipped=self.skipped,
         )
-        self.journal_path.unlink()
+        # meta.json before the journal goes: the partial folder always holds one of them.
         (self.tmp / META).write_text(meta.model_dump_json(indent=2))
-        if self.path.exists():
-            shutil.rmtree(self.path)
-        os.replace(self.tmp, self.path)
+        self.journal_path.unlink()
+        _move_into_place(self.tmp, self.path)
         return meta
+
+
+def _move_into_place(tmp: Path, path: Path) -> None:
+    """Rename the complete ``tmp`` to ``path``; a store already there (the caller checked
+    that it is one, or an empty folder) is moved aside first and removed after."""
+    if path.is_dir() and any(path.iterdir()):
+        old = path.with_name(f".{path.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, path)
 
 
 def first_duplicate(blob: np.ndarray, offsets: np.ndarray) -> tuple[int, int] | None:

@@ -210,6 +210,10 @@ def read_submission(
     """Parse and check a submission CSV; raises ``BadInputError`` naming the line (1 is
     the header) and what is wrong. Blank lines are skipped."""
     path = str(path)
+    if Path(path).is_dir():
+        raise BadInputError(path, "is a folder, not a submission CSV file")
+    if not Path(path).is_file():
+        raise BadInputError(path, "no such file")
     ids: list[str] = []
     first_line: dict[str, int] = {}
     indices = []

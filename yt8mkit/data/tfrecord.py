@@ -149,6 +149,55 @@ def _int_at(buf: np.ndarray, offsets: np.ndarray, dtype: str) -> np.ndarray:
     return gather_rows(buf, offsets, np.dtype(dtype).itemsize).view(dtype).ravel()
 
 
+@dataclass(frozen=True)
+class FileIdentity:
+    """What an input file was when it was read, so that a resumed ingest can tell
+    whether the file it appended is still the same file.
+
+    ``digest`` is the CRC32C of every record's framing: its length field, that field's
+    CRC and the stored CRC of its payload. With CRCs checked (the default) each stored
+    payload CRC was compared with the payload, so the digest covers the whole content
+    at the cost of 16 bytes a record, not a second pass over the file. ``size`` and
+    ``mtime_ns`` are taken before the file is read: a file changed while it was read
+    then no longer matches."""
+
+    size: int
+    mtime_ns: int
+    digest: int
+
+    def as_dict(self) -> dict[str, int]:
+        # Not dataclasses.asdict: that costs more than the rest of a small file's journal.
+        return {"size": self.size, "mtime_ns": self.mtime_ns, "digest": self.digest}
+
+
+def _framing_digest(buf: np.ndarray, head: np.ndarray, length: np.ndarray, size: int) -> int:
+    """``FileIdentity.digest`` of the records at ``head``; a last record that runs past
+    the end of the file has no payload CRC, so only its header counts."""
+    end = head + _HEADER.size + length.astype(np.int64)
+    whole = (end + _FOOTER.size <= size) & (end >= head)
+    parts = gather_rows(buf, head, _HEADER.size).tobytes() + gather_rows(
+        buf, end[whole], _FOOTER.size
+    ).tobytes()
+    return google_crc32c.value(parts)
+
+
+def _identity(stat: os.stat_result, buf: np.ndarray, head: np.ndarray, length: np.ndarray
+              ) -> FileIdentity:
+    return FileIdentity(
+        stat.st_size, stat.st_mtime_ns, _framing_digest(buf, head, length, stat.st_size)
+    )
+
+
+def file_identity(path: str | os.PathLike[str]) -> FileIdentity:
+    """``FileIdentity`` of a file as it is now (its framing only is read)."""
+    with open(path, "rb") as f:
+        stat = os.fstat(f.fileno())
+        data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if stat.st_size else b""
+    buf = np.frombuffer(data, np.uint8)
+    head, length, _ = _length_chain(data, buf, stat.st_size)
+    return _identity(stat, buf, head, length)
+
+
 @dataclass
 class RecordSpans:
     """The intact records of one file: record ``index[i]`` of the file is
@@ -166,6 +215,7 @@ class RecordSpans:
     end: np.ndarray
     crc_errors: list[BadInputError] = field(default_factory=list)
     fatal: BadInputError | None = None
+    identity: FileIdentity | None = None
 
     def __len__(self) -> int:
         return len(self.index)
@@ -228,10 +278,12 @@ def read_spans(path: str | os.PathLike[str], check_crc: bool = True) -> RecordSp
     # page cache (shared, reclaimable) instead of a private copy. The map closes when the
     # last array over it goes (numpy holds it open while a view exists).
     with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
+        stat = os.fstat(f.fileno())
+        size = stat.st_size
         data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
     buf = np.frombuffer(data, np.uint8)
     head, length, offset = _length_chain(data, buf, size)
+    identity = _identity(stat, buf, head, length)
     truncated: BadInputError | None = None
     if offset > size:
         last = len(head) - 1
@@ -269,7 +321,7 @@ def read_spans(path: str | os.PathLike[str], check_crc: bool = True) -> RecordSp
                 for i in index[~good]
             ]
             index, start, end = index[good], start[good], end[good]
-    return RecordSpans(name, data, index, start, end, crc_errors, fatal)
+    return RecordSpans(name, data, index, start, end, crc_errors, fatal, identity)
 
 
 def iter_records(path: str | os.PathLike[str], check_crc: bool = True) -> Iterator[bytes]:

@@ -25,6 +25,7 @@ from yt8mkit.models import Classifier, create_model
 from yt8mkit.models.base import copy_into
 from yt8mkit.models.inputs import gather_inputs, select_modalities
 from yt8mkit.models.registry import ModelConfigError
+from yt8mkit.train.checkpoints import load_checkpoint
 
 
 class FinalModel(Classifier):
@@ -99,7 +100,7 @@ def load_student(
         path = Path(spec.checkpoint)
         if not path.is_file():
             raise ModelConfigError(f"{path}: student checkpoint not found")
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = load_checkpoint(path)
         model.load_state_dict(state.get("model", state))
     return model
 

@@ -37,6 +37,7 @@ from yt8mkit.distill.config import DistillConfig
 from yt8mkit.distill.final_model import FinalModelParams, StudentSpec, build_final_model
 from yt8mkit.distill.soft_labels import SoftLabels, build_soft_labels
 from yt8mkit.errors import Yt8mError
+from yt8mkit.rundir import lock_run_dir
 from yt8mkit.train.config import TrainConfig
 from yt8mkit.train.pool import Job, run_jobs
 from yt8mkit.train.predictions import Predictions
@@ -146,6 +147,7 @@ def run_distill(
     ``workers`` > 1 trains the folds of the students, then of the final model, in that
     many processes."""
     say = report or (lambda message: None)
+    lock_run_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     soft = soft_labels_for(store, ensemble_oof, out, config.blend, config.temperature)
     students = config.student_models()

@@ -37,6 +37,7 @@ from yt8mkit.ensemble.config import StackConfig
 from yt8mkit.ensemble.features import FeatureLayout, build_block, top_k_from_candidates
 from yt8mkit.ensemble.table import FeatureTable, FoldRows, ensure_feature_table
 from yt8mkit.errors import Yt8mError
+from yt8mkit.rundir import lock_run_dir
 from yt8mkit.train.predictions import Predictions, PredictionsWriter
 
 Progress = Callable[[str, dict], None]
@@ -315,6 +316,7 @@ def run_stack(
     aligned with a test store) are the mean of the fold models.
     """
     config = config or StackConfig()
+    lock_run_dir(out_dir)
     if not prediction_dirs:
         raise Yt8mError("run_stack needs at least one first-level prediction set")
     # Models in name order: LightGBM's trees depend on the column order, and the same

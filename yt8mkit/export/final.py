@@ -21,6 +21,7 @@ from yt8mkit.errors import Yt8mError
 from yt8mkit.export.onnx_export import export_onnx
 from yt8mkit.export.predictor import OnnxPredictor
 from yt8mkit.metrics import gap_at_k
+from yt8mkit.train.checkpoints import load_checkpoint
 
 # The challenge's rule, and the tolerance on held-out GAP the export must keep.
 DEFAULT_MAX_SIZE = 1_000_000_000
@@ -75,7 +76,7 @@ def export_final_model(
             raise Yt8mError(f"{checkpoint}: no trained final model for fold {fold}")
         member = build(fold)
         member.load_state_dict(
-            torch.load(checkpoint, map_location="cpu", weights_only=False)["model"])
+            load_checkpoint(checkpoint)["model"])
         members.append(member)
     model = members[0] if config.fold != "all" else FoldAverage(members)
     model.eval()

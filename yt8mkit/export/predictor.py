@@ -41,6 +41,9 @@ class OnnxPredictor:
             raise Yt8mError(f"{self.path}: not a loadable ONNX model ({error})") from error
         # Features the graph reads; an exporter may drop an input the model never uses.
         self.input_names = [i.name for i in self.session.get_inputs()]
+        # The width of each input where the graph fixes it (None: any width).
+        self.input_dims = {i.name: i.shape[-1] if i.shape and isinstance(i.shape[-1], int)
+                           else None for i in self.session.get_inputs()}
         self.output_name = self.session.get_outputs()[0].name
 
     def predict(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
@@ -68,6 +71,12 @@ def predict_store(
     if missing:
         raise Yt8mError(f"{model_path}: the model reads features {missing} that the store "
                         f"{store.path} lacks (it has {store.modalities})")
+    wrong = {n: (d, store.dims[n]) for n, d in predictor.input_dims.items()
+             if d is not None and d != store.dims[n]}
+    if wrong:
+        said = ", ".join(f"{n}: the model {d}, the store {s}" for n, (d, s) in wrong.items())
+        raise Yt8mError(f"{model_path}: feature widths differ from the store {store.path} "
+                        f"({said})")
     for start in range(0, store.num_videos, batch_size):
         stop = min(start + batch_size, store.num_videos)
         inputs = {n: np.asarray(store.video_features(n)[start:stop], np.float32)
@@ -90,6 +99,10 @@ def predict_to_submission(
     batches come (the file appears only when complete)."""
     from yt8mkit.data.submission import SubmissionWriter
 
+    if batch_size < 1:
+        raise Yt8mError(f"batch size {batch_size}: must be at least 1")
+    if Path(out_csv).is_dir():
+        raise Yt8mError(f"--out {out_csv}: is a folder; give the CSV file to write")
     ids = store.ids()
     batches = predict_store(model_path, store, batch_size, progress, 20, threads)
     # Label ids come from the model's own outputs, so they are in its range by

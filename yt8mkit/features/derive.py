@@ -23,9 +23,11 @@ import torch
 
 from yt8mkit.data.folds import folds_info, write_folds
 from yt8mkit.data.shard import ShardChunk, pack_ids
-from yt8mkit.data.store import Store, StoreWriter
+from yt8mkit.data.store import Store, StoreWriter, is_store_dir
 from yt8mkit.errors import Yt8mError
 from yt8mkit.features.registry import RepresentationConfig
+from yt8mkit.locks import exclusive, store_lock_file
+from yt8mkit.outputs import check_out_dir
 from yt8mkit.train.frame_loader import frame_batches
 
 Progress = Callable[[int], None]  # videos done since the last call
@@ -53,7 +55,17 @@ def derive_store(
             f"training, so it has no fixed value to compute once; train it in its model"
         )
     built.eval()
-    out_path = Path(out)
+    out_path = check_out_dir(out, "store", is_store_dir, [source.path])
+    with exclusive(store_lock_file(out_path), f"store {out}"):
+        return _derive_locked(source, built, representation, out_path, batch_size,
+                              block_videos, max_frames, stride, progress)
+
+
+def _derive_locked(
+    source: Store, built: torch.nn.Module, representation: RepresentationConfig,
+    out_path: Path, batch_size: int, block_videos: int, max_frames: int, stride: int,
+    progress: Progress | None,
+) -> Store:
     starts = list(range(0, source.num_videos, block_videos))
     blocks = [f"{source.path.resolve()}#videos{s}-{min(s + block_videos, source.num_videos)}"
               for s in starts]

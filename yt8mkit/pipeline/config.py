@@ -9,10 +9,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from yt8mkit.config_files import read_yaml_mapping
 from yt8mkit.data.synth import SynthConfig
 from yt8mkit.distill.config import DistillConfig
 from yt8mkit.ensemble.config import StackConfig
 from yt8mkit.export.final import ExportConfig
+from yt8mkit.names import PlainName
 from yt8mkit.zoo.config import ZooConfig
 
 
@@ -46,7 +48,7 @@ class FoldsConfig(BaseModel):
 
 class PipelineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = "pipeline"
+    name: PlainName = "pipeline"
     data: DataConfig
     folds: FoldsConfig = Field(default_factory=FoldsConfig)
     zoo: ZooConfig
@@ -73,7 +75,7 @@ class PipelineConfig(BaseModel):
     @classmethod
     def from_yaml(cls, path: str | Path) -> PipelineConfig:
         path = Path(path)
-        data = yaml.safe_load(path.read_text()) or {}
+        data = read_yaml_mapping(path)
         return cls.from_dict(data, base=path.parent)
 
     @classmethod

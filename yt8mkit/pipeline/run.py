@@ -39,6 +39,7 @@ from yt8mkit.data.synth import TEST_DIR, generate
 from yt8mkit.errors import Yt8mError
 from yt8mkit.evaluation import evaluate_submission
 from yt8mkit.pipeline.config import PipelineConfig
+from yt8mkit.rundir import lock_run_dir
 from yt8mkit.train.run import store_folds
 from yt8mkit.zoo.frame_inputs import prepare_zoo
 from yt8mkit.zoo.runner import run_zoo
@@ -176,6 +177,7 @@ def run_pipeline(
             update={"train": train or config.data.train, "test": test or config.data.test}
         )
         config = config.model_copy(update={"data": data})
+    lock_run_dir(run_dir)
     _check_config(run_dir, config)
     began = time.perf_counter()
     stages = _Stages(run_dir, say)

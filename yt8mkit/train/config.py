@@ -8,7 +8,9 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from yt8mkit.config_files import read_yaml_mapping
 from yt8mkit.models.registry import ModelConfig
+from yt8mkit.names import PlainName
 from yt8mkit.train.losses import LossConfig
 
 
@@ -43,7 +45,7 @@ class TrainConfig(BaseModel):
     """One first-level model: architecture, loss, optimisation, and how to stop."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = "model"
+    name: PlainName = "model"
     model: ModelConfig
     loss: LossConfig = Field(default_factory=LossConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
@@ -83,7 +85,7 @@ class TrainConfig(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = read_yaml_mapping(path)
         data.setdefault("name", Path(path).stem)
         return cls.model_validate(data)
 

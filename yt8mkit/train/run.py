@@ -28,6 +28,7 @@ from yt8mkit.data.store import Store, StoreError
 from yt8mkit.data.submission import write_submission
 from yt8mkit.errors import Yt8mError
 from yt8mkit.metrics import GapAccumulator
+from yt8mkit.rundir import lock_run_dir
 from yt8mkit.train.batches import TargetFn
 from yt8mkit.train.config import TrainConfig
 from yt8mkit.train.predictions import Predictions, PredictionsWriter
@@ -198,6 +199,7 @@ def run_model(
 ) -> dict:
     """Train the requested folds (all by default), then, when every fold is done, the
     out-of-fold set, the test predictions and the submission. Finished folds are skipped."""
+    lock_run_dir(out)
     if test_store is not None and test_store.num_classes > store.num_classes:
         raise Yt8mError(f"test store has {test_store.num_classes} classes, "
                         f"training store {store.num_classes}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from yt8mkit.data.store import Store
 from yt8mkit.metrics import GapAccumulator
 from yt8mkit.models import create_model, init_output_bias
 from yt8mkit.train.batches import TargetFn, batch_stream
+from yt8mkit.train.checkpoints import load_checkpoint, save_checkpoint
 from yt8mkit.train.config import TrainConfig
 from yt8mkit.train.loader import Batch
 from yt8mkit.train.mixup import mixup
@@ -143,9 +143,7 @@ def _mix(
 
 
 def _save(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    save_checkpoint(path, state)
 
 
 def _weight_average(config: TrainConfig, model: nn.Module) -> AveragedModel | None:
@@ -209,7 +207,7 @@ def train_fold(
     start_epoch = 0
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
     if last_path.is_file():
-        state = torch.load(last_path, map_location=device, weights_only=False)
+        state = load_checkpoint(last_path, device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -282,7 +280,7 @@ def load_best(
     """The fold's best checkpoint (never the last: out-of-fold predictions come from the
     model that early stopping chose)."""
     model = build_model(config, store, model_factory).to(device)
-    state = torch.load(fold_dir / "best.pt", map_location=device, weights_only=False)
+    state = load_checkpoint(fold_dir / "best.pt", device)
     model.load_state_dict(state["model"])
     model.eval()
     return model

@@ -5,22 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from yt8mkit.config_files import read_yaml_mapping
+from yt8mkit.names import PlainName
 from yt8mkit.train.config import TrainConfig
 from yt8mkit.zoo.frame_inputs import CentroidsSpec, DerivedSpec, check_zoo
 
 
 class ZooConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = "zoo"
+    name: PlainName = "zoo"
     store: str | None = None
     test_store: str | None = None
     # Merged under every model's own settings (the model's win).
     defaults: dict[str, Any] = Field(default_factory=dict)
     # name -> TrainConfig fields, or {"config": "path/to/model.yaml", ...overrides}
-    models: dict[str, dict[str, Any]]
+    models: dict[PlainName, dict[str, Any]]
     retries: int = 1
     # Frame-level inputs the run computes itself (zoo/frame_inputs.py): k-means centroids
     # that models name, and fixed representations written once into derived stores.
@@ -39,7 +40,7 @@ class ZooConfig(BaseModel):
     @classmethod
     def from_yaml(cls, path: str | Path) -> ZooConfig:
         path = Path(path)
-        data = yaml.safe_load(path.read_text()) or {}
+        data = read_yaml_mapping(path)
         zoo = cls.model_validate(data)
         zoo.set_base(path.parent)
         return zoo
@@ -60,7 +61,7 @@ class ZooConfig(BaseModel):
                 file = Path(spec.pop("config"))
                 if not file.is_absolute():
                     file = self._base / file
-                merged = _deep_merge(merged, yaml.safe_load(file.read_text()) or {})
+                merged = _deep_merge(merged, read_yaml_mapping(file))
             merged = _deep_merge(merged, spec)
             merged["name"] = name
             try:

@@ -12,6 +12,7 @@ from typing import Literal
 
 from yt8mkit.data.folds import fold_ids
 from yt8mkit.data.store import Store
+from yt8mkit.rundir import lock_run_dir
 from yt8mkit.train.config import TrainConfig
 from yt8mkit.train.pool import Job, run_jobs
 from yt8mkit.train.run import check_run_config, run_fold, run_model, store_folds
@@ -58,6 +59,7 @@ def run_zoo(
     and ``test_stores`` name another store for some models (derived stores, aligned row
     for row with ``store_path``: zoo/frame_inputs.py)."""
     say = report or (lambda message: None)
+    lock_run_dir(out)
     store = Store(store_path)
     store_of = {name: (stores or {}).get(name, store_path) for name in configs}
     folds = fold_ids(store_folds(store))
