@@ -292,8 +292,9 @@ class Store:
                 f"{path}: {len(folds):,} folds for {self.num_videos:,} videos (truncated or "
                 f"from another store); assign them again with `yt8m folds`"
             )
-        if folds.size and folds.min() < 0:
-            raise DamagedStoreError(f"{path}: negative fold ids; run `yt8m folds` again")
+        # -1 is the selection split (yt8mkit/data/folds.py); nothing else is negative.
+        if folds.size and folds.min() < -1:
+            raise DamagedStoreError(f"{path}: fold ids below -1; run `yt8m folds` again")
         return folds
 
 
