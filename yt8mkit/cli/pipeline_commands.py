@@ -70,6 +70,12 @@ def demo(
     out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/demo"),
 ) -> None:
     """The whole pipeline on synthetic data from the embedded default config."""
+    from yt8mkit.cli.report_commands import write_report
     from yt8mkit.pipeline.config import demo_config
 
     _run(demo_config(), out, None, None)
+    try:
+        path = write_report(out)
+    except (Yt8mError, ValueError) as err:
+        raise fail(err) from None
+    console.print(f"report: {path}", markup=False)
