@@ -69,6 +69,18 @@ def test_only_the_top_k_columns_count():
     assert got["fp"] == set() and got["tp"] == {1, 2} and got["fn"] == set()
 
 
+def test_padding_of_short_submission_lines_is_no_prediction():
+    # A line with two pairs, padded with index -1 / score 0 (Submission's padding).
+    got = _counts([(4, 0.9), (1, 0.5), (-1, 0.0), (-1, 0.0)], labels=[1, 9])
+    assert got == {"tp": set(), "fp": {4}, "fn": {1, 9}}
+    acc = OutcomeAccumulator(num_classes=10, k=20)
+    indptr, flat = _csr([[1, 9]])
+    acc.add(np.asarray([[4, 1, -1, -1]]), np.asarray([[0.9, 0.5, 0, 0]], np.float32),
+            indptr, flat)
+    out = acc.result()
+    assert out.ap[1] == 1.0 and out.ap[9] == 0.0 and np.isnan(out.ap[4])
+
+
 def _literal(idx: np.ndarray, scores: np.ndarray, labels: list[list[int]], num_classes: int,
              k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The definition, one video and one label at a time."""

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from tests.run_fixture import make_run
 from yt8mkit.analysis.outcomes import LabelOutcomes
 from yt8mkit.analysis.report import build_report, ranked_labels
-from yt8mkit.analysis.vocabulary import load_vocabulary
 from yt8mkit.cli.main import app
+from yt8mkit.data.vocabulary import load_vocabulary
 from yt8mkit.errors import Yt8mError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

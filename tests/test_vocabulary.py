@@ -8,7 +8,7 @@ import random
 import pytest
 
 from tests.conftest import VIDEO_2018, require_shared
-from yt8mkit.analysis.vocabulary import load_vocabulary
+from yt8mkit.data.vocabulary import load_vocabulary
 from yt8mkit.errors import Yt8mError
 
 HEADER = ["Index", "TrainVideoCount", "KnowledgeGraphId", "Name", "WikiUrl", "Vertical1",

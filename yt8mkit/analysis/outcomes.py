@@ -79,20 +79,25 @@ def chunk_outcomes(
     ``indices``/``scores``: (n, K) top-K of each video, highest first; ``labels_indptr``
     (n+1,) and ``labels_indices``: the chunk's labels as CSR (indptr starting at 0).
     ``hit`` (n, k) says which of the top-k entries are positive, for the AP pass.
+    Entries with index -1 (a submission's padding) are no prediction.
     """
     n = indices.shape[0]
     k = min(k, indices.shape[1])
     idx = np.asarray(indices[:, :k], np.int64)
     s = np.asarray(scores[:, :k], np.float64)
+    # Index -1 pads a submission's short lines: no prediction there.
+    valid = idx >= 0
+    idx = np.where(valid, idx, 0)
     counts = np.diff(labels_indptr)
     label_rows = np.repeat(np.arange(n), counts)
     truth = np.zeros((n, num_classes), bool)
     truth[label_rows, labels_indices] = True
-    hit = truth[np.arange(n)[:, None], idx]
+    hit = truth[np.arange(n)[:, None], idx] & valid
+    negative = valid & ~hit
 
-    neg_max = np.where(hit, -np.inf, s).max(axis=1, initial=-np.inf)
+    neg_max = np.where(negative, s, -np.inf).max(axis=1, initial=-np.inf)
     in_top = np.zeros((n, num_classes), bool)
-    in_top[np.arange(n)[:, None], idx] = True
+    in_top[np.nonzero(valid)[0], idx[valid]] = True
     missing = ~in_top[label_rows, labels_indices]  # positive (video, label) pairs not in top k
     missing_per_video = np.bincount(label_rows[missing], minlength=n)
     # The lowest positive of each video: -inf when one is below the top k, +inf (so no
@@ -102,8 +107,8 @@ def chunk_outcomes(
 
     tp_mask = hit & (s > neg_max[:, None])
     fn_mask = hit & (s < neg_max[:, None])
-    fp_mask = ~hit & (s > pos_min[:, None])
-    has_negative = (~hit).any(axis=1)
+    fp_mask = negative & (s > pos_min[:, None])
+    has_negative = negative.any(axis=1)
     missed = missing & has_negative[label_rows]
 
     tp = np.bincount(idx[tp_mask], minlength=num_classes)
@@ -140,8 +145,10 @@ class OutcomeAccumulator:
         self.positives += np.bincount(labels_indices, minlength=self.num_classes)
         self.num_videos += indices.shape[0]
         k = hit.shape[1]
-        self._entries.append((np.asarray(indices[:, :k], np.int32).ravel(),
-                              np.asarray(scores[:, :k], np.float32).ravel(), hit.ravel()))
+        top = np.asarray(indices[:, :k], np.int32).ravel()
+        valid = top >= 0
+        self._entries.append((top[valid], np.asarray(scores[:, :k], np.float32).ravel()[valid],
+                              hit.ravel()[valid]))
 
     def result(self) -> LabelOutcomes:
         return LabelOutcomes(tp=self.tp.copy(), fp=self.fp.copy(), fn=self.fn.copy(),
@@ -172,12 +179,21 @@ class OutcomeAccumulator:
 
 def analyse(predictions: Predictions, store: Store, k: int = 20,
             chunk_videos: int = 4096) -> LabelOutcomes:
-    """Outcomes of a prediction set against the labels of the store it is aligned with;
-    unlabelled videos (no ``labels`` key) are left out."""
+    """Outcomes of a prediction set against the labels of the store it is aligned with."""
     if len(predictions) != store.num_videos:
         raise ValueError(f"{predictions.path}: {len(predictions):,} videos, the store "
                          f"{store.path} {store.num_videos:,}")
-    num_classes = max(store.num_classes, predictions.meta.num_classes)
+    return analyse_arrays(predictions.indices, predictions.scores, store,
+                          predictions.meta.num_classes, k, chunk_videos)
+
+
+def analyse_arrays(indices: np.ndarray, scores: np.ndarray, store: Store,
+                   num_classes: int | None = None, k: int = 20,
+                   chunk_videos: int = 4096) -> LabelOutcomes:
+    """As :func:`analyse`, from (n, K) arrays (memory maps or an aligned submission, whose
+    index -1 pads short lines) in the store's video order; unlabelled videos (no
+    ``labels`` key) are left out."""
+    num_classes = max(store.num_classes, num_classes or 0)
     accumulator = OutcomeAccumulator(num_classes, k)
     indptr = np.asarray(store.labels_indptr)
     labelled = np.asarray(store.labelled)
@@ -192,6 +208,6 @@ def analyse(predictions: Predictions, store: Store, k: int = 20,
         # Each row's labels are a contiguous run of the store's CSR: one gather, no loop.
         gather = np.repeat(starts - local_indptr[:-1], counts) + np.arange(local_indptr[-1])
         labels = np.asarray(store.labels_indices[gather], np.int64)
-        accumulator.add(np.asarray(predictions.indices[rows]),
-                        np.asarray(predictions.scores[rows]), local_indptr, labels)
+        accumulator.add(np.asarray(indices[rows]), np.asarray(scores[rows]), local_indptr,
+                        labels)
     return accumulator.result()

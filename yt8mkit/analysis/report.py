@@ -16,8 +16,8 @@ from yt8mkit.analysis import figures
 from yt8mkit.analysis.outcomes import LabelOutcomes, analyse
 from yt8mkit.analysis.run_info import RunInfo, read_run
 from yt8mkit.analysis.subject import Split, Subject, choose_subject
-from yt8mkit.analysis.vocabulary import Vocabulary, load_vocabulary
 from yt8mkit.data.store import Store
+from yt8mkit.data.vocabulary import Vocabulary, load_vocabulary
 from yt8mkit.errors import Yt8mError
 
 REPORT_FILE = "report.html"

@@ -9,7 +9,9 @@ from typing import Annotated
 
 import typer
 
+from yt8mkit.cli import names
 from yt8mkit.cli.app import app, fail
+from yt8mkit.cli.names import VocabularyOption
 from yt8mkit.cli.progress import console, progress_bar
 from yt8mkit.errors import Yt8mError
 
@@ -105,11 +107,17 @@ def predict(
     batch_size: Annotated[int, typer.Option(help="Videos per ONNX Runtime call.")] = 1024,
     workers: Annotated[int | None, typer.Option(help="Ingest processes for TFRecords.")
                        ] = None,
+    vocabulary: VocabularyOption = None,
+    with_names: Annotated[bool, typer.Option(
+        "--names", help="Add a LabelNames column (needs --vocabulary); the default is the "
+                        "plain Kaggle format.")] = False,
 ) -> None:
     """Stream videos through ONNX Runtime in batches; write the Kaggle CSV.
 
     TFRecords are first ingested into a temporary store beside ``--out`` (removed at the
     end): reading them in parallel, checked, costs less than the model's inference."""
+    if with_names and vocabulary is None:
+        raise fail(Yt8mError("--names needs --vocabulary (the file that names the labels)"))
     import shutil
     import tempfile
 
@@ -121,6 +129,7 @@ def predict(
     out.parent.mkdir(parents=True, exist_ok=True)
     scratch = None
     try:
+        vocab = names.load(vocabulary)
         if len(data) == 1 and Store.is_store(data[0]):
             store = Store(data[0])
         else:
@@ -137,6 +146,10 @@ def predict(
             task = bar.add_task("predict", total=store.num_videos, status="")
             predict_to_submission(model, store, out, batch_size,
                                   lambda done, total: bar.update(task, completed=done))
+        if with_names and vocab is not None:
+            from yt8mkit.data.named_submission import add_names_column
+
+            add_names_column(out, vocab)
     except (Yt8mError, ValueError) as err:
         raise fail(err) from None
     finally:
