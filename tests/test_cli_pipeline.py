@@ -98,7 +98,15 @@ def test_pipeline_resumes_without_redoing_stages(tmp_path: Path) -> None:
     assert 0 < rows["final_model_soft_labels"]["test_gap"] < 1
     assert "test GAP@20" in _ok(["table", str(tmp_path / "run")])
     stamp = (tmp_path / "run" / "zoo" / "tiny" / "fold0" / "best.pt").stat().st_mtime_ns
+    first_log = (tmp_path / "run" / "run.log").read_text().splitlines()
+    assert any(" epoch tiny/fold4 0: " in line for line in first_log)
+    assert any(" stage stack: " in line for line in first_log)
+    assert first_log[-1].endswith("end pipeline demo")
     second = run_pipeline(config, tmp_path / "run")
+    second_log = (tmp_path / "run" / "run.log").read_text().splitlines()
+    assert second_log[: len(first_log)] == first_log
+    assert any(line.endswith("stage distill: complete, skipped")
+               for line in second_log[len(first_log):])
     assert {"synth", "baseline", "stack", "distill", "export", "predict"} <= set(
         second.skipped_stages)
     assert (tmp_path / "run" / "zoo" / "tiny" / "fold0" / "best.pt").stat().st_mtime_ns == stamp

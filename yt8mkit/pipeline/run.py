@@ -39,6 +39,7 @@ from yt8mkit.errors import Yt8mError
 from yt8mkit.evaluation import evaluate_submission
 from yt8mkit.pipeline.config import PipelineConfig
 from yt8mkit.train.run import store_folds
+from yt8mkit.train.runlog import RunLog
 from yt8mkit.zoo.runner import run_zoo
 
 Report = Callable[[str], None]
@@ -164,8 +165,21 @@ def run_pipeline(
     test: list[str] | None = None,
     report: Report | None = None,
 ) -> PipelineResult:
-    """Every stage in order; completed stages are skipped, so a rerun resumes."""
-    say = report or (lambda message: None)
+    """Every stage in order; completed stages are skipped, so a rerun resumes. Every
+    message, every epoch of the training jobs and any error go to ``run_dir/run.log``."""
+    log = RunLog(run_dir)
+    with log.active(f"pipeline {config.name}"):
+        return _run_stages(config, run_dir, train, test, log.tee(report))
+
+
+def _run_stages(
+    config: PipelineConfig,
+    run_dir: Path,
+    train: list[str] | None,
+    test: list[str] | None,
+    report: Report,
+) -> PipelineResult:
+    say = report
     if train or test:
         data = config.data.model_copy(
             update={"train": train or config.data.train, "test": test or config.data.test}
