@@ -20,11 +20,13 @@ if TYPE_CHECKING:
 
 def _run(config: PipelineConfig, out: Path, train: list[str] | None,
          test: list[str] | None) -> None:
+    from yt8mkit.cli.live import follow_run
     from yt8mkit.pipeline.run import run_pipeline
 
     try:
-        result = run_pipeline(config, out, train, test,
-                              report=lambda message: console.print(message, markup=False))
+        # Every message goes to RUN/run.log, which the display follows.
+        with follow_run(out, _stage_jobs(config)):
+            result = run_pipeline(config, out, train, test)
     except (Yt8mError, ValueError) as err:
         raise fail(err) from None
     print_table(out)
@@ -39,6 +41,15 @@ def _run(config: PipelineConfig, out: Path, train: list[str] | None,
         )
     console.print(f"done in {result.metrics['seconds']:.0f} s; run directory {out}",
                   markup=False)
+
+
+def _stage_jobs(config: PipelineConfig) -> dict[str, int]:
+    """Training jobs of the stages that say no count themselves (for the ETA): the
+    students and final models of distillation, over the folds."""
+    if config.distill is None:
+        return {}
+    per_kind = len(config.distill.students) + 1
+    return {"distill": len(config.distill.kinds()) * per_kind * config.folds.num_folds}
 
 
 @app.command()
