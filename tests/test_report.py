@@ -91,3 +91,23 @@ def test_report_command_prints_the_path_on_stdout(run_dir: Path, tmp_path: Path)
     assert str(tmp_path / "r" / "report.html") in result.stdout
     bad = CliRunner().invoke(app, ["report", str(tmp_path / "nothing")])
     assert bad.exit_code == 2 and "not a run directory" in bad.output
+
+
+def test_the_vocabulary_named_by_the_run_config_is_used(tmp_path: Path):
+    run = make_run(tmp_path / "run", vocabulary=False)
+    vocab = tmp_path / "names.csv"
+    vocab.write_text("Index,Name,Vertical1\n" + "".join(
+        f'{i},"Label, number {i}",Group {i % 2}\n' for i in range(12)))
+    (run / "config.yaml").write_text(f"name: tiny\ndata:\n  vocabulary: {vocab}\n")
+    report = build_report(run, tmp_path / "out")
+    assert "fig5_verticals" in {f.key for f in report.figures}
+    assert "Label, number" in report.html.read_text()
+
+
+def test_a_pipeline_resumes_with_or_without_a_vocabulary(tmp_path: Path):
+    from yt8mkit.pipeline.config import demo_config
+
+    plain = demo_config()
+    named = plain.model_copy(update={"data": plain.data.model_copy(
+        update={"vocabulary": str(tmp_path / "v.csv")})})
+    assert named.results_fields() == plain.results_fields()

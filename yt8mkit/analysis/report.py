@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from yt8mkit.analysis import figures
 from yt8mkit.analysis.outcomes import LabelOutcomes, analyse
@@ -42,7 +43,13 @@ class Report:
 
 
 def default_vocabulary(run_dir: Path) -> Path | None:
-    """The generator's vocabulary of a synthetic run (its verticals are Fig. 5's groups)."""
+    """The vocabulary the run's config names (``data.vocabulary``), else the generator's
+    of a synthetic run (its verticals are Fig. 5's groups)."""
+    config = run_dir / "config.yaml"
+    if config.is_file():
+        data = (yaml.safe_load(config.read_text()) or {}).get("data") or {}
+        if isinstance(data, dict) and data.get("vocabulary"):
+            return Path(data["vocabulary"])
     path = run_dir / "synth" / "vocabulary.csv"
     return path if path.is_file() else None
 
