@@ -67,9 +67,3 @@ def test_names_column_is_quoted_csv_and_keeps_the_kaggle_columns(tmp_path: Path)
     assert rows[1] == ["a", plain[1].split(",", 1)[1], "Comma, name | Zero"]
     assert rows[2][2] == "Zero | 2"  # an unnamed class keeps its index
     assert not list(tmp_path.glob(".s.csv.*"))
-
-
-def test_predict_names_needs_a_vocabulary(tmp_path: Path):
-    out = runner.invoke(app, ["predict", str(tmp_path / "m.onnx"), str(tmp_path),
-                              "--out", str(tmp_path / "s.csv"), "--names"])
-    assert out.exit_code == 2 and "--names needs --vocabulary" in out.output

@@ -11,14 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from yt8mkit.analysis import figures
 from yt8mkit.analysis.outcomes import LabelOutcomes, analyse
 from yt8mkit.analysis.run_info import RunInfo, read_run
 from yt8mkit.analysis.subject import Split, Subject, choose_subject
 from yt8mkit.data.store import Store
-from yt8mkit.data.vocabulary import Vocabulary, load_vocabulary
+from yt8mkit.data.vocabulary import Vocabulary, load_vocabulary, run_vocabulary
 from yt8mkit.errors import Yt8mError
 
 REPORT_FILE = "report.html"
@@ -42,18 +41,6 @@ class Report:
     notes: list[str] = field(default_factory=list)
 
 
-def default_vocabulary(run_dir: Path) -> Path | None:
-    """The vocabulary the run's config names (``data.vocabulary``), else the generator's
-    of a synthetic run (its verticals are Fig. 5's groups)."""
-    config = run_dir / "config.yaml"
-    if config.is_file():
-        data = (yaml.safe_load(config.read_text()) or {}).get("data") or {}
-        if isinstance(data, dict) and data.get("vocabulary"):
-            return Path(data["vocabulary"])
-    path = run_dir / "synth" / "vocabulary.csv"
-    return path if path.is_file() else None
-
-
 def build_report(run_dir: Path, out_dir: Path | None = None,
                  vocabulary: Path | None = None, model: str | None = None,
                  split: Split | None = None, k: int = 20) -> Report:
@@ -61,7 +48,7 @@ def build_report(run_dir: Path, out_dir: Path | None = None,
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
-    vocab_path = vocabulary or default_vocabulary(run_dir)
+    vocab_path = vocabulary or run_vocabulary(run_dir)
     vocab = load_vocabulary(vocab_path) if vocab_path is not None else None
     subject = choose_subject(run_dir, model, split)
     outcomes = analyse(subject.predictions, subject.store, k=k)

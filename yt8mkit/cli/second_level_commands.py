@@ -76,13 +76,18 @@ def export(
     fold: Annotated[str | None, typer.Option(
         help="Which fold's final model, or 'all' for the mean of every fold's "
              "(default: the config's, else 0).")] = None,
+    vocabulary: VocabularyOption = None,
 ) -> None:
-    """The distilled final model as one ONNX file, checked against PyTorch and the budget."""
+    """The distilled final model as one ONNX file, checked against PyTorch and the budget;
+    its metadata holds the class count, the inputs and (with a vocabulary: --vocabulary,
+    the run config's, or a synthetic run's) the label names."""
+    from yt8mkit.data.vocabulary import run_vocabulary
     from yt8mkit.export.final import ExportConfig, export_final_model
     from yt8mkit.pipeline.layout import open_run
 
     try:
         run = open_run(run_dir)
+        vocab = names.load(vocabulary or run_vocabulary(run_dir))
         updates: dict = {"int8": int8 or run.export.int8}
         if max_size is not None:
             updates["max_size_bytes"] = max_size
@@ -93,7 +98,7 @@ def export(
         # Validated like the config file's own values (labels soft|hard, a size >= 1).
         config = ExportConfig.model_validate({**run.export.model_dump(), **updates})
         summary = export_final_model(run.store, run.distill_dir, run.distill,
-                                     out or run_dir / "final_model.onnx", config)
+                                     out or run_dir / "final_model.onnx", config, vocab)
     except (Yt8mError, ValueError) as err:
         raise fail(err) from None
     console.print_json(json.dumps(summary))
@@ -109,15 +114,14 @@ def predict(
                        ] = None,
     vocabulary: VocabularyOption = None,
     with_names: Annotated[bool, typer.Option(
-        "--names", help="Add a LabelNames column (needs --vocabulary); the default is the "
-                        "plain Kaggle format.")] = False,
+        "--names", help="Add a LabelNames column (names from --vocabulary, else the "
+                        "model's own); the default is the plain Kaggle format.")] = False,
 ) -> None:
     """Stream videos through ONNX Runtime in batches; write the Kaggle CSV.
 
     TFRecords are first ingested into a temporary store beside ``--out`` (removed at the
     end): reading them in parallel, checked, costs less than the model's inference."""
-    if with_names and vocabulary is None:
-        raise fail(Yt8mError("--names needs --vocabulary (the file that names the labels)"))
+
     import shutil
     import tempfile
 
@@ -130,6 +134,13 @@ def predict(
     scratch = None
     try:
         vocab = names.load(vocabulary)
+        if with_names and vocab is None:  # before any work: nothing is written on error
+            from yt8mkit.export.predictor import OnnxPredictor
+
+            vocab = OnnxPredictor(model).metadata.vocabulary()
+            if vocab is None:
+                raise Yt8mError(f"{model}: the model carries no vocabulary; give "
+                                "--vocabulary to name its labels")
         if len(data) == 1 and Store.is_store(data[0]):
             store = Store(data[0])
         else:
@@ -146,9 +157,10 @@ def predict(
             task = bar.add_task("predict", total=store.num_videos, status="")
             predict_to_submission(model, store, out, batch_size,
                                   lambda done, total: bar.update(task, completed=done))
-        if with_names and vocab is not None:
+        if with_names:
             from yt8mkit.data.named_submission import add_names_column
 
+            assert vocab is not None
             add_names_column(out, vocab)
     except (Yt8mError, ValueError) as err:
         raise fail(err) from None

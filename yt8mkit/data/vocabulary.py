@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from yt8mkit.errors import Yt8mError
 
 
@@ -75,3 +77,15 @@ def load_vocabulary(path: str | os.PathLike[str]) -> Vocabulary:
         raise Yt8mError(f"{path}: the vocabulary has no rows")
     return Vocabulary(names=names, verticals=verticals, path=path)
 
+
+
+def run_vocabulary(run_dir: Path) -> Path | None:
+    """The vocabulary of a run directory: the one its config names (``data.vocabulary``),
+    else the generator's of a synthetic run (whose verticals are its label groups)."""
+    config = run_dir / "config.yaml"
+    if config.is_file():
+        data = (yaml.safe_load(config.read_text()) or {}).get("data") or {}
+        if isinstance(data, dict) and data.get("vocabulary"):
+            return Path(data["vocabulary"])
+    path = run_dir / "synth" / "vocabulary.csv"
+    return path if path.is_file() else None

@@ -287,12 +287,15 @@ def _export(config: PipelineConfig, store: Store, run_dir: Path, stages: _Stages
     done = stages.done("export")
     if done is not None:
         return done
+    from yt8mkit.data.vocabulary import load_vocabulary, run_vocabulary
     from yt8mkit.export.final import export_final_model
 
     assert config.export is not None and config.distill is not None
     say("stage export: final model to ONNX")
+    vocabulary = run_vocabulary(run_dir)
     summary = export_final_model(store, run_dir / "distill", config.distill,
-                                 run_dir / "final_model.onnx", config.export)
+                                 run_dir / "final_model.onnx", config.export,
+                                 load_vocabulary(vocabulary) if vocabulary else None)
     return stages.finish("export", summary)
 
 
