@@ -20,7 +20,7 @@ from yt8mkit.errors import Yt8mError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ALL_FIGURES = {"fig4a_pr_heatmap", "fig4b_f1_vs_training_videos", "fig4c_f1_distribution",
-               "fig5_verticals", "table1", "training_curves"}
+               "fig5_verticals", "table1", "training_curves", "gold_vs_observed"}
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +111,25 @@ def test_a_pipeline_resumes_with_or_without_a_vocabulary(tmp_path: Path):
     named = plain.model_copy(update={"data": plain.data.model_copy(
         update={"vocabulary": str(tmp_path / "v.csv")})})
     assert named.results_fields() == plain.results_fields()
+
+
+def test_gold_comparison_scores_each_stage_against_both_label_sets(run_dir: Path):
+    from yt8mkit.analysis.gold import gold_comparison
+    from yt8mkit.data.store import Store
+    from yt8mkit.data.synth import read_gold_labels
+    from yt8mkit.metrics import Labels, gap_from_top_k
+    from yt8mkit.train.predictions import Predictions
+    from yt8mkit.train.run import prediction_gap
+
+    split, rows = gold_comparison(run_dir)
+    assert split == "test" and [r.name for r in rows] == ["good", "weak"]
+    store = Store(run_dir / "test_store")
+    good = Predictions(run_dir / "zoo" / "good" / "test")
+    assert rows[0].observed_gap == pytest.approx(prediction_gap(store, good))
+    gold = read_gold_labels(run_dir / "synth", "test")
+    # The generator writes the test split in the store's order: no reordering needed here.
+    assert [str(i) for i in gold.ids] == store.ids()
+    want = gap_from_top_k(np.asarray(good.indices, np.int64), np.asarray(good.scores),
+                          Labels(gold.gold_indptr, gold.gold_indices, store.num_classes))
+    assert rows[0].gold_gap == pytest.approx(want)
+    assert rows[0].gold_gap != pytest.approx(rows[0].observed_gap)

@@ -80,7 +80,7 @@ def test_report_images_load_and_console_is_clean(chromium: str, tmp_path: Path):
     run = make_run(tmp_path / "run")
     report = build_report(run, tmp_path / "report")
     widths, errors = _open(chromium, report.html)
-    assert len(widths) == len(report.figures) == 6
+    assert len(widths) == len(report.figures) == 7
     assert all(w > 0 for w in widths), widths
     assert errors == []
 

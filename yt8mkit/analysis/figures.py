@@ -12,6 +12,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from yt8mkit.analysis.gold import GoldRow
 from yt8mkit.analysis.outcomes import LabelOutcomes
 from yt8mkit.zoo.table import TableRow
 
@@ -208,4 +209,24 @@ def training_curves(curves: Sequence[Curve], path: Path) -> Path:
         gap_ax.legend(fontsize=6, ncol=5, loc="lower right")
     axes[-1][0].set_xlabel("epoch")
     axes[-1][1].set_xlabel("epoch")
+    return _save(fig, path)
+
+
+def gold_vs_observed(rows: Sequence[GoldRow], split: str, path: Path) -> Path:
+    """Per stage: GAP@20 against the observed (noisy) labels and against the gold ones."""
+    n = max(len(rows), 1)
+    fig = Figure(figsize=(9, 0.5 * n + 1.6), layout="constrained")
+    ax = fig.add_subplot()
+    y = np.arange(len(rows))
+    ax.barh(y - 0.2, [r.observed_gap for r in rows], height=0.4, label="observed labels",
+            color="C0")
+    ax.barh(y + 0.2, [r.gold_gap for r in rows], height=0.4, label="gold (clean) labels",
+            color="C2")
+    ax.set_yticks(y, [r.name for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("GAP@20")
+    where = "test videos" if split == "test" else "training videos, out of fold"
+    ax.set_title(f"Observed against gold labels ({where})")
+    ax.legend(loc="lower right", fontsize=8)
     return _save(fig, path)

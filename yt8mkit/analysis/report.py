@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from yt8mkit.analysis import figures
+from yt8mkit.analysis.gold import gold_comparison
 from yt8mkit.analysis.outcomes import LabelOutcomes, analyse
 from yt8mkit.analysis.run_info import RunInfo, read_run
 from yt8mkit.analysis.subject import Split, Subject, choose_subject
@@ -107,6 +108,16 @@ def build_report(run_dir: Path, out_dir: Path | None = None,
             lambda p: figures.training_curves(info.curves, p))
     else:
         notes.append("Training curves are left out: no fold has a training history.")
+
+    gold = gold_comparison(run_dir)
+    if gold is not None and gold[1]:
+        gold_split, gold_rows = gold
+        add("gold_vs_observed", "Observed against gold labels, per stage",
+            "Synthetic data keeps every video's clean (gold) labels beside the noisy observed "
+            "ones. A stage whose gold GAP rises more than its observed GAP learnt the "
+            "content rather than the annotation noise: what the paper expects of the "
+            "ensemble's soft labels and of the model distilled from them.",
+            lambda p: figures.gold_vs_observed(gold_rows, gold_split, p))
 
     page = _html(run_dir, info, subject, outcomes, vocab, train_counts, made, notes)
     tmp = out_dir / f".{REPORT_FILE}.tmp"

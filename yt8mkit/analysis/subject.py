@@ -60,6 +60,11 @@ def _exported_labels(run_dir: Path) -> str | None:
     return None
 
 
+def model_dir(run_dir: Path, name: str) -> Path:
+    """The directory of a model :func:`available` named."""
+    return _model_dirs(run_dir)[name]
+
+
 def available(run_dir: Path) -> list[tuple[str, Split]]:
     """(model, split) pairs the run has predictions and labels for."""
     test_store = run_dir / "test_store"
