@@ -77,6 +77,10 @@ def test_zoo_command_and_table(tmp_path: Path) -> None:
     }))
     out = _ok(["zoo", str(zoo), "--out", str(tmp_path / "run")])
     assert "10 jobs to run" in out
+    # Without a terminal, the events come as the run log's timestamped lines.
+    assert re.search(r"Z epoch b/fold3 0: train loss", out)
+    assert (tmp_path / "run" / "run.log").read_text().splitlines()[-1].endswith("end zoo z")
+    assert (tmp_path / "run" / "a" / "fold0" / "curves.csv").is_file()
     table = _ok(["table", str(tmp_path / "run")])
     assert "GAP@20" in table and " a " in table and " b " in table
     again = _ok(["zoo", str(zoo), "--out", str(tmp_path / "run")])
