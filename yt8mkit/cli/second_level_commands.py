@@ -14,6 +14,7 @@ from yt8mkit.cli.app import app, fail
 from yt8mkit.cli.names import VocabularyOption
 from yt8mkit.cli.progress import console, progress_bar
 from yt8mkit.errors import Yt8mError
+from yt8mkit.train.runlog import RunLog
 
 RunArgument = Annotated[Path, typer.Argument(help="Run directory of `yt8m pipeline` or `zoo`.")]
 
@@ -30,11 +31,13 @@ def stack(run_dir: RunArgument) -> None:
 
     try:
         run = open_run(run_dir)
-        _say(f"stacking {len(run.models)} models: {', '.join(run.models)}")
-        test = run.prediction_dirs("test") if run.test_store is not None else None
-        result = run_stack(run.prediction_dirs("oof"), run.store, run.ensemble_dir,
-                           run.stack, test)
-        (run.ensemble_dir / "members.json").write_text(json.dumps(run.models))
+        log = RunLog(run_dir)
+        with log.active("stack"):
+            log.tee(_say)(f"stacking {len(run.models)} models: {', '.join(run.models)}")
+            test = run.prediction_dirs("test") if run.test_store is not None else None
+            result = run_stack(run.prediction_dirs("oof"), run.store, run.ensemble_dir,
+                               run.stack, test)
+            (run.ensemble_dir / "members.json").write_text(json.dumps(run.models))
     except (Yt8mError, ValueError) as err:
         raise fail(err) from None
     console.print_json(json.dumps({k: v for k, v in result.metrics.items()
@@ -56,8 +59,10 @@ def distill(
         oof = run.ensemble_dir / "oof"
         if not oof.is_dir():
             raise Yt8mError(f"{run_dir}: no ensemble predictions ({oof}); run `yt8m stack` first")
-        metrics = run_distill(run.store, Predictions(oof), run.distill_dir, run.distill,
-                              run.test_store, _say, workers=workers)
+        log = RunLog(run_dir)
+        with log.active("distill"):  # the students' epochs go to run.log too
+            metrics = run_distill(run.store, Predictions(oof), run.distill_dir, run.distill,
+                                  run.test_store, log.tee(_say), workers=workers)
     except (Yt8mError, ValueError) as err:
         raise fail(err) from None
     console.print_json(json.dumps(metrics))
@@ -97,8 +102,9 @@ def export(
             updates["fold"] = fold
         # Validated like the config file's own values (labels soft|hard, a size >= 1).
         config = ExportConfig.model_validate({**run.export.model_dump(), **updates})
-        summary = export_final_model(run.store, run.distill_dir, run.distill,
-                                     out or run_dir / "final_model.onnx", config, vocab)
+        with RunLog(run_dir).active("export"):
+            summary = export_final_model(run.store, run.distill_dir, run.distill,
+                                         out or run_dir / "final_model.onnx", config, vocab)
     except (Yt8mError, ValueError) as err:
         raise fail(err) from None
     console.print_json(json.dumps(summary))
