@@ -38,6 +38,10 @@ class CurveWriter:
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = out_dir
         self.events: Path | None = None  # created with the first epoch of this process
+        # The job's name as the run's other lines give it: MODEL for zoo/MODEL/foldK,
+        # soft_student0 for distill/soft/student0/foldK.
+        model, group = out_dir.parent.name, out_dir.parent.parent.name
+        self.job = f"{group}_{model}" if group in ("soft", "hard") else model
 
     def add(self, history: list[dict[str, float]]) -> None:
         """After each epoch: the whole CSV again, the newest epoch to TensorBoard and to
@@ -45,7 +49,7 @@ class CurveWriter:
         self._write_csv(history)
         record = history[-1]
         self._write_event(record)
-        log_event(f"epoch {self.out_dir.parent.name}/{self.out_dir.name} "
+        log_event(f"epoch {self.job}/{self.out_dir.name} "
                   f"{int(record['epoch'])}: train loss {record['train_loss']:.5f}, "
                   f"valid BCE {record['bce']:.5f}, GAP@20 {record['gap']:.4f}, "
                   f"lr {record['lr']:.3g}, {record.get('seconds', float('nan')):.1f} s")
