@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from yt8mkit.analysis.gold import GoldRow
@@ -37,15 +38,19 @@ def pr_heatmap(outcomes: LabelOutcomes, path: Path, bins: int = 10) -> Path:
     grid, _, _ = np.histogram2d(p, r, bins=[edges, edges])
     fig = Figure(figsize=(5.6, 4.8))
     ax = fig.add_subplot()
-    image = ax.imshow(grid, origin="lower", extent=(0, 1, 0, 1), cmap="viridis",
-                      aspect="auto")
+    # Log colours: one crowded cell (the labels a weak model never gets) would otherwise
+    # paint every other cell the same dark.
+    shown = np.ma.masked_equal(grid, 0)
+    image = ax.imshow(shown, origin="lower", extent=(0, 1, 0, 1), cmap="viridis",
+                      aspect="auto", norm=LogNorm(vmin=1, vmax=max(grid.max(), 1)))
+    ax.set_facecolor("#f4f4f4")
     fig.colorbar(image, ax=ax, label="labels")
     for i in range(bins):
         for j in range(bins):
             if grid[i, j]:
                 ax.text((j + 0.5) / bins, (i + 0.5) / bins, f"{int(grid[i, j])}",
                         ha="center", va="center", fontsize=6,
-                        color="white" if grid[i, j] < grid.max() / 2 else "black")
+                        color="white" if grid[i, j] < np.sqrt(grid.max()) else "black")
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_title(f"Precision–recall of {int(keep.sum())} labels (top {outcomes.k})")
