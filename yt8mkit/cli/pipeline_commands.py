@@ -89,4 +89,4 @@ def demo(
         path = write_report(out)
     except (Yt8mError, ValueError) as err:
         raise fail(err) from None
-    console.print(f"report: {path}", markup=False)
+    typer.echo(f"report: {path}")  # a result: stdout, where `yt8m report` prints it too
