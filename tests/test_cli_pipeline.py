@@ -105,6 +105,7 @@ def test_pipeline_resumes_without_redoing_stages(tmp_path: Path) -> None:
     first_log = (tmp_path / "run" / "run.log").read_text().splitlines()
     assert any(" epoch tiny/fold4 0: " in line for line in first_log)
     assert any(" stage stack: " in line for line in first_log)
+    assert sum(" done lightgbm fold " in line for line in first_log) == 5
     assert first_log[-1].endswith("end pipeline demo")
     second = run_pipeline(config, tmp_path / "run")
     second_log = (tmp_path / "run" / "run.log").read_text().splitlines()

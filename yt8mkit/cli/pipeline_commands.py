@@ -44,12 +44,15 @@ def _run(config: PipelineConfig, out: Path, train: list[str] | None,
 
 
 def _stage_jobs(config: PipelineConfig) -> dict[str, int]:
-    """Training jobs of the stages that say no count themselves (for the ETA): the
-    students and final models of distillation, over the folds."""
-    if config.distill is None:
-        return {}
-    per_kind = len(config.distill.students) + 1
-    return {"distill": len(config.distill.kinds()) * per_kind * config.folds.num_folds}
+    """Jobs of the stages that do not count them aloud (for the ETA): LightGBM's folds,
+    and the students and final models of distillation over the folds."""
+    jobs = {}
+    if config.stack is not None:
+        jobs["stack"] = config.folds.num_folds
+    if config.distill is not None:
+        per_kind = len(config.distill.students) + 1
+        jobs["distill"] = len(config.distill.kinds()) * per_kind * config.folds.num_folds
+    return jobs
 
 
 @app.command()

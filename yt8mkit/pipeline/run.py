@@ -251,9 +251,15 @@ def _stack(config: PipelineConfig, store: Store, test_store: Store | None, run_d
     assert config.stack is not None
     say(f"stage stack: LightGBM over the top-{config.stack.top_n} labels of {len(models)} models")
     zoo_dir = run_dir / "zoo"
+    def fold_done(kind: str, info: dict) -> None:  # a line per fold: run.log, progress
+        if kind == "fold":
+            say(f"done lightgbm fold {info['fold']} (best iteration {info['best_iteration']}, "
+                f"{info['seconds']:.0f} s)")
+
     result = run_stack(
         {m: zoo_dir / m / "oof" for m in models}, store, run_dir / "ensemble", config.stack,
         {m: zoo_dir / m / "test" for m in models} if test_store is not None else None,
+        progress=fold_done,
     )
     summary = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float, str))}
     if test_store is not None and test_store.has_labels:
