@@ -57,3 +57,26 @@ def test_on_a_terminal_a_progress_line_counts_jobs_and_shows_the_epoch(tmp_path:
     assert "done tiny fold 1" in text
     # Epoch lines update the progress line instead of scrolling past as messages.
     assert "valid BCE" not in text
+
+
+def test_jobs_side_by_side_count_only_when_done(tmp_path: Path):
+    """Two zoo jobs start at once: neither is done until its "done" line; a stage that
+    says no "done" (distillation in-process) counts a job done when the next starts."""
+    from yt8mkit.cli.live import _Display
+
+    console, _ = _console(terminal=True)
+    display = _Display(console, {"distill": 4})
+    display.line("stage zoo: 1 models x 2 folds")
+    display.line("2 jobs to run, 0 already done")
+    display.line("epoch a/fold0 0: GAP@20 0.1")
+    display.line("epoch a/fold1 0: GAP@20 0.1")
+    assert display.progress.tasks[-1].completed == 0
+    display.line("done a fold 1")
+    assert display.progress.tasks[-1].completed == 1
+    display.line("stage distill: 1 students on soft labels")
+    assert display.progress.tasks[-1].total == 4
+    display.line("epoch soft_student0/fold0 0: GAP@20 0.1")
+    display.line("epoch soft_student0/fold0 1: GAP@20 0.2")
+    display.line("epoch soft_student0/fold1 0: GAP@20 0.1")
+    assert display.progress.tasks[-1].completed == 1
+    assert display.progress.tasks[0].completed == 2  # the zoo's line ends full

@@ -52,25 +52,50 @@ class _Display:
             TextColumn("{task.fields[status]}"), console=console, transient=False,
         )
         self.task: TaskID | None = None
+        self.done_lines = 0
+        # Jobs trained in this process say no "done": a job whose epochs have started
+        # means the one before it finished.
+        self.jobs_seen: set[tuple[str, str]] = set()
+        # A stage that announced its jobs ("N jobs to run") says "done" for each: only
+        # those count there (jobs side by side would otherwise look finished too soon).
+        self.counted = False
+
+    def _finish_stage(self) -> None:
+        if self.task is None:
+            return
+        task = self.progress.tasks[-1]
+        done = task.total if task.total is not None else max(task.completed, 1)
+        self.progress.update(self.task, total=done, completed=done)
+        self.progress.stop_task(self.task)
 
     def _new_stage(self, name: str) -> None:
-        if self.task is not None:
-            self.progress.stop_task(self.task)
+        self._finish_stage()
+        self.done_lines, self.jobs_seen, self.counted = 0, set(), False
         self.task = self.progress.add_task(name, total=self.stage_jobs.get(name), status="")
+
+    def _completed(self) -> int:
+        if self.counted:
+            return self.done_lines
+        return max(self.done_lines, len(self.jobs_seen) - 1)
 
     def line(self, message: str) -> None:
         if (m := _STAGE.match(message)) and "skipped" not in message:
             self._new_stage(m.group(1))
-        if self.task is None:
-            self._new_stage("run")
-        assert self.task is not None
+        if self.task is None or message.startswith(("start ", "end ")):
+            if message.startswith("end "):
+                self._finish_stage()
+            self.progress.console.print(message, markup=False, highlight=False)
+            return
         if m := _JOBS.match(message):
+            self.counted = True
             self.progress.update(self.task, total=int(m.group(1)), completed=0)
         elif m := _DONE.match(message):
-            self.progress.advance(self.task)
+            self.done_lines += 1
+            self.progress.update(self.task, completed=self._completed())
         elif m := _EPOCH.match(message):
             model, fold, epoch, gap = m.groups()
-            self.progress.update(self.task,
+            self.jobs_seen.add((model, fold))
+            self.progress.update(self.task, completed=self._completed(),
                                  status=f"{model} fold {fold} epoch {epoch}: GAP@20 {gap}")
             return  # epochs update the line instead of scrolling past
         self.progress.console.print(message, markup=False, highlight=False)
