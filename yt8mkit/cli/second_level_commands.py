@@ -26,17 +26,27 @@ def _say(message: str) -> None:
 @app.command()
 def stack(run_dir: RunArgument) -> None:
     """LightGBM over the union of every model's top candidate labels, fold by fold."""
+    from yt8mkit.cli.live import follow_run
     from yt8mkit.ensemble import run_stack
     from yt8mkit.pipeline.layout import open_run
 
     try:
         run = open_run(run_dir)
         log = RunLog(run_dir)
-        with log.active("stack"):
-            log.tee(_say)(f"stacking {len(run.models)} models: {', '.join(run.models)}")
+        folds = len(set(run.store.folds().tolist()))
+        # Messages go to run.log; the display follows it (a bar over the folds).
+        with follow_run(run_dir, {"stack": folds}), log.active("stack"):
+            log.write(f"stage stack: stacking {len(run.models)} models: "
+                      f"{', '.join(run.models)}")
+
+            def fold_done(kind: str, info: dict) -> None:
+                if kind == "fold":
+                    log.write(f"done lightgbm fold {info['fold']} "
+                              f"(best iteration {info['best_iteration']})")
+
             test = run.prediction_dirs("test") if run.test_store is not None else None
             result = run_stack(run.prediction_dirs("oof"), run.store, run.ensemble_dir,
-                               run.stack, test)
+                               run.stack, test, progress=fold_done)
             (run.ensemble_dir / "members.json").write_text(json.dumps(run.models))
     except (Yt8mError, ValueError) as err:
         raise fail(err) from None
@@ -50,6 +60,7 @@ def distill(
     workers: Annotated[int, typer.Option(min=1, help="Training processes side by side.")] = 1,
 ) -> None:
     """Students on the ensemble's out-of-fold soft labels, then the final model."""
+    from yt8mkit.cli.live import follow_run
     from yt8mkit.distill.run import run_distill
     from yt8mkit.pipeline.layout import open_run
     from yt8mkit.train.predictions import Predictions
@@ -60,9 +71,14 @@ def distill(
         if not oof.is_dir():
             raise Yt8mError(f"{run_dir}: no ensemble predictions ({oof}); run `yt8m stack` first")
         log = RunLog(run_dir)
-        with log.active("distill"):  # the students' epochs go to run.log too
+        folds = len(set(run.store.folds().tolist()))
+        jobs = len(run.distill.kinds()) * (len(run.distill.students) + 1) * folds
+        # The students' epochs go to run.log too; the display follows it.
+        with follow_run(run_dir, {"distill": jobs}), log.active("distill"):
+            log.write(f"stage distill: {len(run.distill.students)} students on "
+                      f"{' and '.join(run.distill.kinds())} labels")
             metrics = run_distill(run.store, Predictions(oof), run.distill_dir, run.distill,
-                                  run.test_store, log.tee(_say), workers=workers)
+                                  run.test_store, log.tee(None), workers=workers)
     except (Yt8mError, ValueError) as err:
         raise fail(err) from None
     console.print_json(json.dumps(metrics))
