@@ -8,9 +8,11 @@ installed (not root, no apt); under CI that is a failure instead.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -36,22 +38,33 @@ def _unavailable(why: str) -> None:
     pytest.skip(why)
 
 
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    path = _find_chromium()
-    if path is None:
-        if os.geteuid() != 0 or shutil.which("apt-get") is None:
-            _unavailable("chromium is not installed and apt-get cannot install it here")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+def _apt_install() -> str:
+    """Install chromium with apt; returns apt's complaint when it did not work."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    # pytest-xdist may run this in two workers at once: one installs, the other waits.
+    with open(tempfile.gettempdir() + "/yt8mkit-chromium-install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _find_chromium() is not None:
+            return ""
         install = subprocess.run(["apt-get", "install", "-y", "chromium"], env=env,
                                  capture_output=True, text=True)
         if install.returncode != 0:  # a fresh machine's package lists may be empty
             subprocess.run(["apt-get", "update"], env=env, capture_output=True, check=False)
             install = subprocess.run(["apt-get", "install", "-y", "chromium"], env=env,
                                      capture_output=True, text=True)
+        return install.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    path = _find_chromium()
+    if path is None:
+        if os.geteuid() != 0 or shutil.which("apt-get") is None:
+            _unavailable("chromium is not installed and apt-get cannot install it here")
+        complaint = _apt_install()
         path = _find_chromium()
         if path is None:
-            _unavailable(f"apt-get install chromium failed: {install.stderr[-2000:]}")
+            _unavailable(f"apt-get install chromium failed: {complaint}")
     assert path is not None
     return path
 
