@@ -8,11 +8,9 @@ from typing import Annotated
 import typer
 
 from yt8mkit.cli.app import app, fail
+from yt8mkit.cli.names import VocabularyOption
 from yt8mkit.cli.progress import console
 from yt8mkit.errors import Yt8mError
-
-VOCABULARY_HELP = ("The label vocabulary (the official vocabulary.csv: Index, Name, "
-                   "Vertical1 columns) to name labels.")
 
 
 def write_report(run: Path, out: Path | None = None, vocabulary: Path | None = None,
@@ -32,7 +30,7 @@ def write_report(run: Path, out: Path | None = None, vocabulary: Path | None = N
 @app.command()
 def report(
     run: Annotated[Path, typer.Argument(help="Run directory (yt8m pipeline, demo or zoo).")],
-    vocabulary: Annotated[Path | None, typer.Option(help=VOCABULARY_HELP)] = None,
+    vocabulary: VocabularyOption = None,
     out: Annotated[Path | None, typer.Option(help="Folder for report.html and the PNGs "
                                              "(default RUN/report).")] = None,
     model: Annotated[str | None, typer.Option(
