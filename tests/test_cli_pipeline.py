@@ -77,6 +77,10 @@ def test_zoo_command_and_table(tmp_path: Path) -> None:
     }))
     out = _ok(["zoo", str(zoo), "--out", str(tmp_path / "run")])
     assert "10 jobs to run" in out
+    # Without a terminal, the events come as the run log's timestamped lines.
+    assert re.search(r"Z epoch b/fold3 0: train loss", out)
+    assert (tmp_path / "run" / "run.log").read_text().splitlines()[-1].endswith("end zoo z")
+    assert (tmp_path / "run" / "a" / "fold0" / "curves.csv").is_file()
     table = _ok(["table", str(tmp_path / "run")])
     assert "GAP@20" in table and " a " in table and " b " in table
     again = _ok(["zoo", str(zoo), "--out", str(tmp_path / "run")])
@@ -98,7 +102,16 @@ def test_pipeline_resumes_without_redoing_stages(tmp_path: Path) -> None:
     assert 0 < rows["final_model_soft_labels"]["test_gap"] < 1
     assert "test GAP@20" in _ok(["table", str(tmp_path / "run")])
     stamp = (tmp_path / "run" / "zoo" / "tiny" / "fold0" / "best.pt").stat().st_mtime_ns
+    first_log = (tmp_path / "run" / "run.log").read_text().splitlines()
+    assert any(" epoch tiny/fold4 0: " in line for line in first_log)
+    assert any(" stage stack: " in line for line in first_log)
+    assert sum(" done lightgbm fold " in line for line in first_log) == 5
+    assert first_log[-1].endswith("end pipeline demo")
     second = run_pipeline(config, tmp_path / "run")
+    second_log = (tmp_path / "run" / "run.log").read_text().splitlines()
+    assert second_log[: len(first_log)] == first_log
+    assert any(line.endswith("stage distill: complete, skipped")
+               for line in second_log[len(first_log):])
     assert {"synth", "baseline", "stack", "distill", "export", "predict"} <= set(
         second.skipped_stages)
     assert (tmp_path / "run" / "zoo" / "tiny" / "fold0" / "best.pt").stat().st_mtime_ns == stamp

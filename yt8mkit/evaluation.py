@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -42,9 +43,18 @@ def evaluate_against(
     num_classes: int | None = None,
 ) -> Metrics:
     """As :func:`evaluate_submission`, with the labels given as a store or TFRecords."""
+    with labels_store(source, num_classes) as store:
+        return evaluate_submission(submission_path, store)
+
+
+@contextmanager
+def labels_store(source: Sequence[str | os.PathLike[str]],
+                 num_classes: int | None = None) -> Iterator[Store]:
+    """The store named, or TFRecords ingested into a temporary store for the duration."""
     if len(source) == 1 and Store.is_store(source[0]):
-        return evaluate_submission(submission_path, Store(source[0]))
+        yield Store(source[0])
+        return
     with tempfile.TemporaryDirectory(prefix="yt8m-labels-") as tmp:
         store_dir = Path(tmp) / "labels"
         ingest(source, store_dir, IngestConfig(workers=1, num_classes=num_classes))
-        return evaluate_submission(submission_path, Store(store_dir))
+        yield Store(store_dir)

@@ -9,7 +9,9 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from yt8mkit.cli import names
 from yt8mkit.cli.app import app, fail
+from yt8mkit.cli.names import VocabularyOption
 from yt8mkit.cli.progress import console, progress_bar
 from yt8mkit.errors import Yt8mError
 
@@ -69,13 +71,15 @@ def ingest(
 
 
 @app.command()
-def info(store: Annotated[Path, typer.Argument(help="Store directory.")]) -> None:
+def info(store: Annotated[Path, typer.Argument(help="Store directory.")],
+         vocabulary: VocabularyOption = None) -> None:
     """Counts, label statistics and dimensions of a store."""
     from yt8mkit.data.folds import folds_info
     from yt8mkit.data.store import Store
 
     try:
         s = Store(store)
+        vocab = names.load(vocabulary)
     except Yt8mError as err:
         raise fail(err) from None
     meta = s.meta
@@ -97,7 +101,8 @@ def info(store: Annotated[Path, typer.Argument(help="Store directory.")]) -> Non
         )
         table.add_row("classes seen", f"{int((class_counts > 0).sum()):,}")
         top = np.argsort(-class_counts)[:5]
-        table.add_row("most frequent", ", ".join(f"{c} ({class_counts[c]})" for c in top))
+        table.add_row("most frequent",
+                      ", ".join(f"{names.label(c, vocab)} ({class_counts[c]})" for c in top))
     table.add_row("unlabelled videos", f"{meta.num_unlabelled:,}")
     table.add_row("skipped records", f"{len(meta.skipped)}")
     folds = folds_info(s)

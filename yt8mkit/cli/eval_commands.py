@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
+import numpy as np
 import typer
 from rich.table import Table
 
+from yt8mkit.cli import names
 from yt8mkit.cli.app import app, fail
+from yt8mkit.cli.names import VocabularyOption
 from yt8mkit.cli.progress import console
 from yt8mkit.errors import Yt8mError
+
+if TYPE_CHECKING:
+    from yt8mkit.analysis.outcomes import LabelOutcomes
+    from yt8mkit.data.store import Store
+    from yt8mkit.data.vocabulary import Vocabulary
 
 
 @app.command()
@@ -22,12 +30,21 @@ def evaluate(
     num_classes: Annotated[
         int | None, typer.Option(help="Class count of TFRecord labels (default: from data).")
     ] = None,
+    vocabulary: VocabularyOption = None,
+    worst: Annotated[int, typer.Option(
+        help="With --vocabulary: how many labels with the most errors to list.")] = 10,
 ) -> None:
-    """GAP@20, Hit@1, PERR and MAP of a submission, as the official starter computes them."""
-    from yt8mkit.evaluation import evaluate_against
+    """GAP@20, Hit@1, PERR and MAP of a submission, as the official starter computes them;
+    with --vocabulary also the labels it gets wrong most often, by name."""
+    from yt8mkit.evaluation import evaluate_submission, labels_store
 
+    outcomes = None
     try:
-        metrics = evaluate_against(submission, labels, num_classes)
+        vocab = names.load(vocabulary)
+        with labels_store(labels, num_classes) as store:
+            metrics = evaluate_submission(submission, store)
+            if vocab is not None:
+                outcomes = _submission_outcomes(submission, store)
     except (Yt8mError, ValueError) as err:
         raise fail(err) from None
     table = Table(title=f"{submission}: {metrics.num_videos:,} labelled videos")
@@ -38,3 +55,33 @@ def evaluate(
     table.add_row("PERR", f"{metrics.perr:.5f}")
     table.add_row("MAP", f"{metrics.map:.5f}")
     console.print(table)
+    if outcomes is not None and vocab is not None:
+        console.print(_worst_labels(outcomes, vocab, worst))
+
+
+def _submission_outcomes(submission: Path, store: Store) -> LabelOutcomes:
+    from yt8mkit.analysis.outcomes import analyse_arrays
+    from yt8mkit.data.submission import align_to_ids, read_submission
+
+    aligned = align_to_ids(read_submission(submission, num_classes=store.num_classes),
+                           store.ids())
+    return analyse_arrays(aligned.indices, aligned.scores, store)
+
+
+def _worst_labels(outcomes: LabelOutcomes, vocab: Vocabulary, n: int) -> Table:
+    """The labels with the most errors (FP + FN over each video's top 20)."""
+    errors = outcomes.fp + outcomes.fn
+    order = np.argsort(-errors, kind="stable")[: max(n, 0)]
+    table = Table(title=f"{len(order)} labels with the most errors (top {outcomes.k})")
+    for column in ("label", "vertical", "positives", "TP", "FP", "FN", "F1", "AP"):
+        table.add_column(column, justify="left" if column in ("label", "vertical") else "right")
+    f1 = outcomes.f1()
+    for c in order[errors[order] > 0]:
+        table.add_row(vocab.label(c), vocab.vertical(c) or "", f"{outcomes.positives[c]:,}",
+                      f"{outcomes.tp[c]:,}", f"{outcomes.fp[c]:,}", f"{outcomes.fn[c]:,}",
+                      _num(f1[c]), _num(outcomes.ap[c]))
+    return table
+
+
+def _num(value: float) -> str:
+    return "–" if np.isnan(value) else f"{value:.3f}"

@@ -9,6 +9,7 @@ from yt8mkit.cli import (  # noqa: F401  (each module registers its commands)
     data_commands,
     eval_commands,
     pipeline_commands,
+    report_commands,
     second_level_commands,
     train_commands,
 )

@@ -20,11 +20,13 @@ if TYPE_CHECKING:
 
 def _run(config: PipelineConfig, out: Path, train: list[str] | None,
          test: list[str] | None) -> None:
+    from yt8mkit.cli.live import follow_run
     from yt8mkit.pipeline.run import run_pipeline
 
     try:
-        result = run_pipeline(config, out, train, test,
-                              report=lambda message: console.print(message, markup=False))
+        # Every message goes to RUN/run.log, which the display follows.
+        with follow_run(out, _stage_jobs(config)):
+            result = run_pipeline(config, out, train, test)
     except (Yt8mError, ValueError) as err:
         raise fail(err) from None
     print_table(out)
@@ -39,6 +41,18 @@ def _run(config: PipelineConfig, out: Path, train: list[str] | None,
         )
     console.print(f"done in {result.metrics['seconds']:.0f} s; run directory {out}",
                   markup=False)
+
+
+def _stage_jobs(config: PipelineConfig) -> dict[str, int]:
+    """Jobs of the stages that do not count them aloud (for the ETA): LightGBM's folds,
+    and the students and final models of distillation over the folds."""
+    jobs = {}
+    if config.stack is not None:
+        jobs["stack"] = config.folds.num_folds
+    if config.distill is not None:
+        per_kind = len(config.distill.students) + 1
+        jobs["distill"] = len(config.distill.kinds()) * per_kind * config.folds.num_folds
+    return jobs
 
 
 @app.command()
@@ -70,6 +84,12 @@ def demo(
     out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/demo"),
 ) -> None:
     """The whole pipeline on synthetic data from the embedded default config."""
+    from yt8mkit.cli.report_commands import write_report
     from yt8mkit.pipeline.config import demo_config
 
     _run(demo_config(), out, None, None)
+    try:
+        path = write_report(out)
+    except (Yt8mError, ValueError) as err:
+        raise fail(err) from None
+    typer.echo(f"report: {path}")  # a result: stdout, where `yt8m report` prints it too

@@ -9,10 +9,14 @@ from typing import Annotated
 
 import typer
 
+from yt8mkit.cli import names
 from yt8mkit.cli.app import app, fail
+from yt8mkit.cli.names import VocabularyOption
 from yt8mkit.cli.progress import console, progress_bar
+from yt8mkit.data.folds import fold_ids
 from yt8mkit.errors import Yt8mError
 from yt8mkit.rundir import lock_run_dir
+from yt8mkit.train.runlog import RunLog
 
 RunArgument = Annotated[Path, typer.Argument(help="Run directory of `yt8m pipeline` or `zoo`.")]
 
@@ -24,16 +28,28 @@ def _say(message: str) -> None:
 @app.command()
 def stack(run_dir: RunArgument) -> None:
     """LightGBM over the union of every model's top candidate labels, fold by fold."""
+    from yt8mkit.cli.live import follow_run
     from yt8mkit.ensemble import run_stack
     from yt8mkit.pipeline.layout import open_run
 
     try:
         run = open_run(run_dir)
-        _say(f"stacking {len(run.models)} models: {', '.join(run.models)}")
-        test = run.prediction_dirs("test") if run.test_store is not None else None
-        result = run_stack(run.prediction_dirs("oof"), run.store, run.ensemble_dir,
-                           run.stack, test)
-        (run.ensemble_dir / "members.json").write_text(json.dumps(run.models))
+        log = RunLog(run_dir)
+        folds = len(fold_ids(run.store.folds()))
+        # Messages go to run.log; the display follows it (a bar over the folds).
+        with follow_run(run_dir, {"stack": folds}), log.active("stack"):
+            log.write(f"stage stack: stacking {len(run.models)} models: "
+                      f"{', '.join(run.models)}")
+
+            def fold_done(kind: str, info: dict) -> None:
+                if kind == "fold":
+                    log.write(f"done lightgbm fold {info['fold']} "
+                              f"(best iteration {info['best_iteration']})")
+
+            test = run.prediction_dirs("test") if run.test_store is not None else None
+            result = run_stack(run.prediction_dirs("oof"), run.store, run.ensemble_dir,
+                               run.stack, test, progress=fold_done)
+            (run.ensemble_dir / "members.json").write_text(json.dumps(run.models))
     except (Yt8mError, ValueError) as err:
         raise fail(err) from None
     console.print_json(json.dumps({k: v for k, v in result.metrics.items()
@@ -46,6 +62,7 @@ def distill(
     workers: Annotated[int, typer.Option(min=1, help="Training processes side by side.")] = 1,
 ) -> None:
     """Students on the ensemble's out-of-fold soft labels, then the final model."""
+    from yt8mkit.cli.live import follow_run
     from yt8mkit.distill.run import run_distill
     from yt8mkit.pipeline.layout import open_run
     from yt8mkit.train.predictions import Predictions
@@ -55,8 +72,15 @@ def distill(
         oof = run.ensemble_dir / "oof"
         if not oof.is_dir():
             raise Yt8mError(f"{run_dir}: no ensemble predictions ({oof}); run `yt8m stack` first")
-        metrics = run_distill(run.store, Predictions(oof), run.distill_dir, run.distill,
-                              run.test_store, _say, workers=workers)
+        log = RunLog(run_dir)
+        folds = len(fold_ids(run.store.folds()))
+        jobs = len(run.distill.kinds()) * (len(run.distill.students) + 1) * folds
+        # The students' epochs go to run.log too; the display follows it.
+        with follow_run(run_dir, {"distill": jobs}), log.active("distill"):
+            log.write(f"stage distill: {len(run.distill.students)} students on "
+                      f"{' and '.join(run.distill.kinds())} labels")
+            metrics = run_distill(run.store, Predictions(oof), run.distill_dir, run.distill,
+                                  run.test_store, log.tee(None), workers=workers)
     except (Yt8mError, ValueError) as err:
         raise fail(err) from None
     console.print_json(json.dumps(metrics))
@@ -75,14 +99,19 @@ def export(
     fold: Annotated[str | None, typer.Option(
         help="Which fold's final model, or 'all' for the mean of every fold's "
              "(default: the config's, else 0).")] = None,
+    vocabulary: VocabularyOption = None,
 ) -> None:
-    """The distilled final model as one ONNX file, checked against PyTorch and the budget."""
+    """The distilled final model as one ONNX file, checked against PyTorch and the budget;
+    its metadata holds the class count, the inputs and (with a vocabulary: --vocabulary,
+    the run config's, or a synthetic run's) the label names."""
+    from yt8mkit.data.vocabulary import run_vocabulary
     from yt8mkit.export.final import ExportConfig, export_final_model
     from yt8mkit.pipeline.layout import open_run
 
     try:
         run = open_run(run_dir)
         lock_run_dir(run_dir)
+        vocab = names.load(vocabulary or run_vocabulary(run_dir))
         updates: dict = {"int8": int8 or run.export.int8}
         if max_size is not None:
             updates["max_size_bytes"] = max_size
@@ -92,8 +121,9 @@ def export(
             updates["fold"] = fold
         # Validated like the config file's own values (labels soft|hard, a size >= 1).
         config = ExportConfig.model_validate({**run.export.model_dump(), **updates})
-        summary = export_final_model(run.store, run.distill_dir, run.distill,
-                                     out or run_dir / "final_model.onnx", config)
+        with RunLog(run_dir).active("export"):
+            summary = export_final_model(run.store, run.distill_dir, run.distill,
+                                         out or run_dir / "final_model.onnx", config, vocab)
     except (Yt8mError, ValueError) as err:
         raise fail(err) from None
     console.print_json(json.dumps(summary))
@@ -107,11 +137,16 @@ def predict(
     batch_size: Annotated[int, typer.Option(min=1, help="Videos per ONNX Runtime call.")] = 1024,
     workers: Annotated[int | None, typer.Option(help="Ingest processes for TFRecords.")
                        ] = None,
+    vocabulary: VocabularyOption = None,
+    with_names: Annotated[bool, typer.Option(
+        "--names", help="Add a LabelNames column (names from --vocabulary, else the "
+                        "model's own); the default is the plain Kaggle format.")] = False,
 ) -> None:
     """Stream videos through ONNX Runtime in batches; write the Kaggle CSV.
 
     TFRecords are first ingested into a temporary store beside ``--out`` (removed at the
     end): reading them in parallel, checked, costs less than the model's inference."""
+
     import shutil
     import tempfile
 
@@ -123,6 +158,14 @@ def predict(
     out.parent.mkdir(parents=True, exist_ok=True)
     scratch = None
     try:
+        vocab = names.load(vocabulary)
+        if with_names and vocab is None:  # before any work: nothing is written on error
+            from yt8mkit.export.predictor import OnnxPredictor
+
+            vocab = OnnxPredictor(model).metadata.vocabulary()
+            if vocab is None:
+                raise Yt8mError(f"{model}: the model carries no vocabulary; give "
+                                "--vocabulary to name its labels")
         if len(data) == 1 and Store.is_store(data[0]):
             store = Store(data[0])
         else:
@@ -139,6 +182,11 @@ def predict(
             task = bar.add_task("predict", total=store.num_videos, status="")
             predict_to_submission(model, store, out, batch_size,
                                   lambda done, total: bar.update(task, completed=done))
+        if with_names:
+            from yt8mkit.data.named_submission import add_names_column
+
+            assert vocab is not None
+            add_names_column(out, vocab)
     except (Yt8mError, ValueError) as err:
         raise fail(err) from None
     finally:

@@ -65,6 +65,7 @@ def train(
     """Train one model over the folds: out-of-fold and test predictions, submission."""
     from yt8mkit.train.config import TrainConfig
     from yt8mkit.train.run import run_model
+    from yt8mkit.train.runlog import RunLog
 
     if not store:
         raise typer.BadParameter("--store is required")
@@ -89,7 +90,9 @@ def train(
                         f"BCE {info['bce']:.3e}"
                     )
 
-            metrics = run_model(cfg, train_store, run_dir, test, _parse_folds(folds), show)
+            with RunLog(run_dir).active(f"train {cfg.name}"):  # epochs go to run.log
+                metrics = run_model(cfg, train_store, run_dir, test, _parse_folds(folds),
+                                    show)
     except (Yt8mError, ValueError) as err:
         raise fail(err) from None
     console.print_json(json.dumps({k: v for k, v in metrics.items() if k != "folds"}))
@@ -110,6 +113,8 @@ def zoo(
         min=1, help="Local backend: training processes side by side.")] = 1,
 ) -> None:
     """Train every model of a zoo on every fold; resumes, retries, reports failures."""
+    from yt8mkit.cli.live import follow_run
+    from yt8mkit.train.runlog import RunLog
     from yt8mkit.zoo.config import ZooConfig
     from yt8mkit.zoo.frame_inputs import prepare_zoo
     from yt8mkit.zoo.runner import run_zoo
@@ -125,17 +130,17 @@ def zoo(
             raise Yt8mError(f"{zoo_file}: no data: give --store or set `store:` in the zoo file")
         test_source = test_store or ([cfg.test_store] if cfg.test_store else None)
         train_store, test = _stores(train_source, test_source, run_dir)
-
-        def say(message: str) -> None:
-            console.print(message, markup=False)
-
-        plan = prepare_zoo(cfg, train_store, test, run_dir, say)
-        result = run_zoo(
-            plan.configs, str(train_store.path), run_dir,
-            str(test.path) if test else None, backend,  # type: ignore[arg-type]
-            cfg.retries if retries is None else retries, address,
-            report=say, workers=workers, stores=plan.stores, test_stores=plan.test_stores,
-        )
+        log = RunLog(run_dir)
+        # Messages and the workers' epochs go to RUN/run.log, which the display follows.
+        with follow_run(run_dir), log.active(f"zoo {cfg.name}"):
+            plan = prepare_zoo(cfg, train_store, test, run_dir, log.tee(None))
+            result = run_zoo(
+                plan.configs, str(train_store.path), run_dir,
+                str(test.path) if test else None, backend,  # type: ignore[arg-type]
+                cfg.retries if retries is None else retries, address,
+                report=log.tee(None), workers=workers, stores=plan.stores,
+                test_stores=plan.test_stores,
+            )
     except (Yt8mError, ValueError) as err:
         raise fail(err) from None
     print_table(run_dir)

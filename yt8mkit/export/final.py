@@ -15,6 +15,7 @@ from torch import nn
 
 from yt8mkit.data.folds import fold_ids, selection_rows
 from yt8mkit.data.store import Store
+from yt8mkit.data.vocabulary import Vocabulary
 from yt8mkit.distill.config import DistillConfig
 from yt8mkit.distill.run import final_model_factory
 from yt8mkit.errors import Yt8mError
@@ -58,7 +59,8 @@ class FoldAverage(nn.Module):
 
 
 def export_final_model(
-    store: Store, distill_dir: Path, distill: DistillConfig, out: Path, config: ExportConfig
+    store: Store, distill_dir: Path, distill: DistillConfig, out: Path, config: ExportConfig,
+    vocabulary: Vocabulary | None = None,
 ) -> dict:
     """Write ``out`` (ONNX) from ``distill_dir/{labels}/final/fold{k}`` (every fold's with
     ``fold="all"``); raises when over the size budget or when GAP@20 moves by
@@ -93,7 +95,8 @@ def export_final_model(
     inputs = {m: np.asarray(store.video_features(m)[check], np.float32)
               for m in store.modalities}
     report = export_onnx(model, store.dims, out, config.max_size_bytes, config.int8,
-                         check_inputs={m: v[:256] for m, v in inputs.items()})
+                         check_inputs={m: v[:256] for m, v in inputs.items()},
+                         vocabulary=vocabulary)
     labels = store.labels_dense(check)
     with torch.no_grad():
         torch_probs = torch.sigmoid(model({m: torch.from_numpy(v) for m, v in inputs.items()}))

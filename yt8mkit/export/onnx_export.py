@@ -29,7 +29,9 @@ import torch
 from pydantic import BaseModel
 from torch import nn
 
+from yt8mkit.data.vocabulary import Vocabulary
 from yt8mkit.errors import Yt8mError
+from yt8mkit.export.metadata import add_metadata
 
 OPSET = 17
 OUTPUT = "probabilities"
@@ -158,6 +160,7 @@ def export_onnx(
     quantize_int8: bool = False,
     check_inputs: dict[str, np.ndarray] | None = None,
     opset: int = OPSET,
+    vocabulary: Vocabulary | None = None,
 ) -> ExportReport:
     """Write ``model`` (a video-level classifier over ``feature_dims``) to ``path``.
 
@@ -175,10 +178,14 @@ def export_onnx(
     try:
         fp32 = work / "fp32.onnx"
         _export_fp32(graph, feature_dims, fp32, opset)
+        # Class count, inputs and vocabulary travel with the model (export.metadata);
+        # written again after quantization, which need not keep them.
+        add_metadata(fp32, dict(feature_dims), vocabulary)
         final = fp32
         if quantize_int8:
             final = work / "int8.onnx"
             _quantize(fp32, final)
+            add_metadata(final, dict(feature_dims), vocabulary)
         size = final.stat().st_size
         if size > max_size_bytes:
             raise Yt8mError(

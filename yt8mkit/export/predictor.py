@@ -12,6 +12,7 @@ import onnxruntime as ort
 
 from yt8mkit.data.store import Store
 from yt8mkit.errors import Yt8mError
+from yt8mkit.export.metadata import read_metadata
 from yt8mkit.train.predictions import top_k_of
 
 Progress = Callable[[int, int], None]  # (videos done, videos in all)
@@ -45,6 +46,30 @@ class OnnxPredictor:
         self.input_dims = {i.name: i.shape[-1] if i.shape and isinstance(i.shape[-1], int)
                            else None for i in self.session.get_inputs()}
         self.output_name = self.session.get_outputs()[0].name
+        self.metadata = read_metadata(self.session)
+
+    def check_store(self, store: Store) -> None:
+        """Refuse data the model was not made for: another width of a feature it reads,
+        or labels beyond its classes (another label set)."""
+        missing = [n for n in self.input_names if n not in store.dims]
+        if missing:
+            raise Yt8mError(f"{self.path}: the model reads features {missing} that the "
+                            f"store {store.path} lacks (it has {store.modalities})")
+        for name in self.input_names:
+            want = self.metadata.inputs.get(name)
+            if want is not None and store.dims[name] != want:
+                raise Yt8mError(f"{self.path}: the model reads {name} of {want} dims, the "
+                                f"store {store.path} has {store.dims[name]}")
+        wrong = {n: (d, store.dims[n]) for n, d in self.input_dims.items()
+                 if d is not None and d != store.dims[n]}
+        if wrong:
+            said = ", ".join(f"{n}: the model {d}, the store {s}" for n, (d, s) in wrong.items())
+            raise Yt8mError(f"{self.path}: feature widths differ from the store {store.path} "
+                            f"({said})")
+        classes = self.metadata.num_classes
+        if classes is not None and store.has_labels and store.num_classes > classes:
+            raise Yt8mError(f"{self.path}: the model predicts {classes} classes, the store "
+                            f"{store.path} has labels up to {store.num_classes - 1}")
 
     def predict(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """float32 (batch, classes) probabilities."""
@@ -67,16 +92,7 @@ def predict_store(
     """(rows, top-k label ids, their probabilities) batch by batch, in store order; only
     one batch of features is read at a time."""
     predictor = OnnxPredictor(model_path, threads)
-    missing = [n for n in predictor.input_names if n not in store.dims]
-    if missing:
-        raise Yt8mError(f"{model_path}: the model reads features {missing} that the store "
-                        f"{store.path} lacks (it has {store.modalities})")
-    wrong = {n: (d, store.dims[n]) for n, d in predictor.input_dims.items()
-             if d is not None and d != store.dims[n]}
-    if wrong:
-        said = ", ".join(f"{n}: the model {d}, the store {s}" for n, (d, s) in wrong.items())
-        raise Yt8mError(f"{model_path}: feature widths differ from the store {store.path} "
-                        f"({said})")
+    predictor.check_store(store)
     for start in range(0, store.num_videos, batch_size):
         stop = min(start + batch_size, store.num_videos)
         inputs = {n: np.asarray(store.video_features(n)[start:stop], np.float32)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from yt8mkit.config_files import read_yaml_mapping
 from yt8mkit.data.synth import SynthConfig
@@ -27,6 +27,16 @@ class DataConfig(BaseModel):
     test: list[str] | None = None
     synth: SynthConfig | None = None
     num_classes: int | None = None
+    # The label vocabulary (vocabulary.csv) that `yt8m report` names labels with. It does
+    # not change what a run computes, so a run resumes with or without it.
+    vocabulary: str | None = None
+
+    @field_validator("vocabulary")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        # Relative to where the pipeline starts, like the data paths; stored absolute so
+        # that `yt8m report` finds it from anywhere.
+        return None if value is None else str(Path(value).resolve())
 
     @model_validator(mode="after")
     def _some_data(self) -> DataConfig:
@@ -89,7 +99,9 @@ class PipelineConfig(BaseModel):
 
     def results_fields(self) -> dict[str, Any]:
         """Everything that decides the run's results (not how it is executed)."""
-        return self.model_dump(mode="json", exclude={"backend", "workers"})
+        return self.model_dump(mode="json",
+                               exclude={"backend": True, "workers": True,
+                                        "data": {"vocabulary"}})
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

@@ -41,6 +41,7 @@ from yt8mkit.evaluation import evaluate_submission
 from yt8mkit.pipeline.config import PipelineConfig
 from yt8mkit.rundir import lock_run_dir
 from yt8mkit.train.run import store_folds
+from yt8mkit.train.runlog import RunLog
 from yt8mkit.zoo.frame_inputs import prepare_zoo
 from yt8mkit.zoo.runner import run_zoo
 
@@ -170,8 +171,21 @@ def run_pipeline(
     test: list[str] | None = None,
     report: Report | None = None,
 ) -> PipelineResult:
-    """Every stage in order; completed stages are skipped, so a rerun resumes."""
-    say = report or (lambda message: None)
+    """Every stage in order; completed stages are skipped, so a rerun resumes. Every
+    message, every epoch of the training jobs and any error go to ``run_dir/run.log``."""
+    log = RunLog(run_dir)
+    with log.active(f"pipeline {config.name}"):
+        return _run_stages(config, run_dir, train, test, log.tee(report))
+
+
+def _run_stages(
+    config: PipelineConfig,
+    run_dir: Path,
+    train: list[str] | None,
+    test: list[str] | None,
+    report: Report,
+) -> PipelineResult:
+    say = report
     if train or test:
         data = config.data.model_copy(
             update={"train": train or config.data.train, "test": test or config.data.test}
@@ -250,9 +264,15 @@ def _stack(config: PipelineConfig, store: Store, test_store: Store | None, run_d
     assert config.stack is not None
     say(f"stage stack: LightGBM over the top-{config.stack.top_n} labels of {len(models)} models")
     zoo_dir = run_dir / "zoo"
+    def fold_done(kind: str, info: dict) -> None:  # a line per fold: run.log, progress
+        if kind == "fold":
+            say(f"done lightgbm fold {info['fold']} (best iteration {info['best_iteration']}, "
+                f"{info['seconds']:.0f} s)")
+
     result = run_stack(
         {m: zoo_dir / m / "oof" for m in models}, store, run_dir / "ensemble", config.stack,
         {m: zoo_dir / m / "test" for m in models} if test_store is not None else None,
+        progress=fold_done,
     )
     summary = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float, str))}
     if test_store is not None and test_store.has_labels:
@@ -286,12 +306,15 @@ def _export(config: PipelineConfig, store: Store, run_dir: Path, stages: _Stages
     done = stages.done("export")
     if done is not None:
         return done
+    from yt8mkit.data.vocabulary import load_vocabulary, run_vocabulary
     from yt8mkit.export.final import export_final_model
 
     assert config.export is not None and config.distill is not None
     say("stage export: final model to ONNX")
+    vocabulary = run_vocabulary(run_dir)
     summary = export_final_model(store, run_dir / "distill", config.distill,
-                                 run_dir / "final_model.onnx", config.export)
+                                 run_dir / "final_model.onnx", config.export,
+                                 load_vocabulary(vocabulary) if vocabulary else None)
     return stages.finish("export", summary)
 
 

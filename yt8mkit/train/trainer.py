@@ -27,6 +27,7 @@ from yt8mkit.models import create_model, init_output_bias
 from yt8mkit.train.batches import TargetFn, batch_stream
 from yt8mkit.train.checkpoints import load_checkpoint, save_checkpoint
 from yt8mkit.train.config import TrainConfig
+from yt8mkit.train.curves import CurveWriter
 from yt8mkit.train.loader import Batch
 from yt8mkit.train.mixup import mixup
 
@@ -215,9 +216,11 @@ def train_fold(
             average.load_state_dict(state["average"])
         history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
     began = time.perf_counter()
+    curves = CurveWriter(out_dir)
     for epoch in range(start_epoch, config.epochs):
         if epoch - best["epoch"] > config.patience and best["epoch"] >= 0:
             break
+        epoch_began = time.perf_counter()
         torch.manual_seed(config.seed * 1_000_003 + epoch)
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         model.train()
@@ -253,7 +256,8 @@ def train_fold(
         gap, bce = evaluate(scored, store, valid_rows, config, device)
         record = {"epoch": epoch, "train_loss": float(loss_sum) / max(seen, 1), "gap": gap,
                   "bce": bce,
-                  "lr": scheduler.get_last_lr()[0]}
+                  "lr": scheduler.get_last_lr()[0],
+                  "seconds": time.perf_counter() - epoch_began}
         history.append(record)
         if gap > best["gap"]:
             best = {"gap": gap, "bce": bce, "epoch": epoch}
@@ -262,6 +266,7 @@ def train_fold(
                           "scheduler": scheduler.state_dict(), "history": history, "best": best,
                           "epoch": epoch,
                           "average": None if average is None else average.state_dict()})
+        curves.add(history)  # after last.pt: a resume never re-trains an epoch it shows
         if progress is not None:
             progress("epoch", record)
     result = FoldResult(best_epoch=int(best["epoch"]), best_gap=float(best["gap"]),
