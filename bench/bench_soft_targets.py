@@ -33,7 +33,7 @@ from yt8mkit.distill.run import fold_job, soft_labels_for
 from yt8mkit.train.config import TrainConfig
 from yt8mkit.train.pool import Job, run_jobs
 from yt8mkit.train.predictions import Predictions
-from yt8mkit.train.run import run_model
+from yt8mkit.train.run import check_run_config, run_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,7 +77,7 @@ def main() -> None:
         config = base.model_copy(update={"name": f"{base.name}_{variant['name']}",
                                          "select_on": "selection"})
         configs[variant["name"]], soft_dirs[variant["name"]] = config, soft_dir
-        (vdir / "model").mkdir(exist_ok=True)
+        check_run_config(vdir / "model", config)  # before the workers race to write it
         jobs += [Job((variant["name"], f), fold_job,
                      (config, str(store.path), f, str(vdir / "model"), soft_dir, None))
                  for f in folds if not (vdir / "model" / f"fold{f}" / "done.json").is_file()]

@@ -17,6 +17,8 @@ from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from pathlib import Path
 
+from yt8mkit.rundir import lock_run_dir
+
 ENV = "YT8M_RUN_LOG"
 LOG_FILE = "run.log"
 
@@ -48,7 +50,9 @@ class RunLog:
     """The log of one run directory."""
 
     def __init__(self, run_dir: Path) -> None:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        # The log is written by the run directory's writer only: claim it (create it, check
+        # it is new or a run of this tool, take its lock) before anything is written.
+        lock_run_dir(run_dir)
         self.path = run_dir / LOG_FILE
 
     def write(self, message: str) -> None:
