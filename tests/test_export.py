@@ -150,6 +150,6 @@ def test_predict_with_other_feature_widths_is_a_clear_error(
     """A model exported for other widths than the store's: an error naming both, before
     ONNX Runtime fails on the first batch with its own message."""
     export_onnx(create_model("logistic", 30, DIMS), DIMS, tmp_path / "m.onnx")
-    with pytest.raises(Yt8mError, match="rgb: the model 64, the store 32"):
+    with pytest.raises(Yt8mError, match=r"reads rgb of 64 dims, the store .* has 32"):
         predict_to_submission(tmp_path / "m.onnx", small_store, tmp_path / "sub.csv")
     assert not (tmp_path / "sub.csv").exists()

@@ -55,14 +55,9 @@ class OnnxPredictor:
         if missing:
             raise Yt8mError(f"{self.path}: the model reads features {missing} that the "
                             f"store {store.path} lacks (it has {store.modalities})")
-        wrong = {n: (d, store.dims[n]) for n, d in self.input_dims.items()
-                 if d is not None and d != store.dims[n]}
-        if wrong:
-            said = ", ".join(f"{n}: the model {d}, the store {s}" for n, (d, s) in wrong.items())
-            raise Yt8mError(f"{self.path}: feature widths differ from the store {store.path} "
-                            f"({said})")
         for name in self.input_names:
-            want = self.metadata.inputs.get(name)
+            # The width the model's metadata records, else the one its graph fixes.
+            want = self.metadata.inputs.get(name) or self.input_dims.get(name)
             if want is not None and store.dims[name] != want:
                 raise Yt8mError(f"{self.path}: the model reads {name} of {want} dims, the "
                                 f"store {store.path} has {store.dims[name]}")
