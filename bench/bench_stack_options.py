@@ -39,12 +39,16 @@ def main() -> None:
     parser.add_argument("--run", required=True)
     parser.add_argument("--variants", nargs="*", default=DEFAULT_VARIANTS)
     parser.add_argument("--members", default="", help="comma-separated (default: all)")
+    parser.add_argument("--extra", nargs="*", default=[],
+                        help="NAME=DIR: another model's run directory (oof/, test/) as a member")
     parser.add_argument("--out", default="runs/bench_stack_options")
     parser.add_argument("--results", default="stack_options")
     args = parser.parse_args()
     run, out = Path(args.run), Path(args.out)
     store, test_store = Store(run / "store"), Store(run / "test_store")
-    models = sorted(p.parent.name for p in (run / "zoo").glob("*/metrics.json"))
+    dirs = {p.parent.name: p.parent for p in (run / "zoo").glob("*/metrics.json")}
+    dirs.update(dict((name, Path(d)) for name, d in (e.split("=", 1) for e in args.extra)))
+    models = sorted(dirs)
     if args.members:
         models = [m for m in models if m in args.members.split(",")]
     rows, table = [], []
@@ -54,8 +58,8 @@ def main() -> None:
         members = spec.pop("members", models)
         config = StackConfig(**{"n_estimators": 600, "min_data_in_leaf": 100, **spec})
         began = time.perf_counter()
-        result = run_stack({m: run / "zoo" / m / "oof" for m in members}, store, out / name,
-                           config, {m: run / "zoo" / m / "test" for m in members})
+        result = run_stack({m: dirs[m] / "oof" for m in members}, store, out / name,
+                           config, {m: dirs[m] / "test" for m in members})
         assert result.test is not None
         row = {"name": name, "members": members, "config": spec,
                "oof_gap": result.metrics["oof_gap"],
