@@ -50,5 +50,6 @@ def collect_rows(run_dir: Path) -> list[TableRow]:
     if extra.is_file():
         rows.extend(TableRow(**row) for row in json.loads(extra.read_text()))
     if any(r.selection_gap is not None for r in rows):
-        return sorted(rows, key=lambda r: -1.0 if r.selection_gap is None else -r.selection_gap)
+        # Rows without a selection figure (the label-frequency baseline) go last.
+        return sorted(rows, key=lambda r: (r.selection_gap is None, -(r.selection_gap or 0.0)))
     return sorted(rows, key=lambda r: -1.0 if r.gap is None else -r.gap)
