@@ -42,6 +42,7 @@ def test_every_figure_is_a_png_and_embedded_in_the_html(run_dir: Path, tmp_path:
     assert len(sources) == len(ALL_FIGURES)
     assert all(s.startswith("data:image/png;base64,") for s in sources)
     assert "http://" not in page and "https://" not in page
+    assert "GAP@20 (selection split)" in page  # Table 1's leak-free column
     # The test split of the best model by default: the first zoo model here.
     assert report.subject.name == "good" and report.subject.split == "test"
 

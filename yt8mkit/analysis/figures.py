@@ -154,15 +154,17 @@ def table_one(rows: Sequence[TableRow], path: Path) -> Path:
     table_ax, bar_ax = fig.subplots(2, 1, gridspec_kw={"height_ratios": [1, 1]})
     table_ax.axis("off")
     cells = [[r.name, "yes" if r.frame_level else "no", _fmt(r.gap), _fmt(r.bce),
-              {None: "", True: "yes", False: "no"}[r.in_ensemble], _fmt(r.test_gap)]
+              {None: "", True: "yes", False: "no"}[r.in_ensemble], _fmt(r.selection_gap),
+              _fmt(r.test_gap)]
              for r in rows]
     if cells:
         table = table_ax.table(cellText=cells, loc="center", cellLoc="left",
                                colLabels=["model", "frame-level", "GAP@20 (OOF)", "BCE",
-                                          "in ensemble", "GAP@20 (test)"])
+                                          "in ensemble", "GAP@20 (selection)",
+                                          "GAP@20 (test)"])
         table.auto_set_font_size(False)
         table.set_fontsize(8)
-        table.auto_set_column_width(list(range(6)))
+        table.auto_set_column_width(list(range(7)))
         table.scale(1, 1.25)
     y = np.arange(len(rows))
     oof = [r.gap or 0.0 for r in rows]

@@ -210,9 +210,13 @@ def _html(run_dir: Path, info: RunInfo, subject: Subject, outcomes: LabelOutcome
             f"<tr><td>{e(r.name)}</td><td>{'yes' if r.frame_level else 'no'}</td>"
             f"<td>{_opt(r.gap)}</td><td>{_opt(r.bce)}</td>"
             f"<td>{ {None: '', True: 'yes', False: 'no'}[r.in_ensemble]}</td>"
+            f"<td>{_opt(r.selection_gap)}</td>"
             f"<td>{_opt(r.test_gap)}</td></tr>" for r in info.rows)
+        # The selection split's GAP is the leak-free one for every row (the out-of-fold GAP
+        # of a model trained on soft labels is not): docs/leak-free-second-level.md.
         table1 = ("<h2>Table 1</h2><table><tr><th>model</th><th>frame-level</th>"
                   "<th>GAP@20 (out of fold)</th><th>BCE</th><th>in ensemble</th>"
+                  "<th>GAP@20 (selection split)</th>"
                   f"<th>GAP@20 (test)</th></tr>{rows}</table>")
     timings = "".join(f"<tr><td>{e(what)}</td><td>{seconds:,.1f}</td></tr>"
                       for what, seconds in info.timings)
