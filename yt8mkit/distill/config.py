@@ -22,11 +22,15 @@ class StudentConfig(BaseModel):
     model: str = "student_mlp"
     params: dict[str, Any] = Field(default_factory=dict)
     train: dict[str, Any] = Field(default_factory=dict)
+    # "hard": this student trains on the hard labels even among the soft-label students
+    # (the final layer over them still trains on soft targets). Students of one teacher
+    # err alike; a hard-label one brings back the fold models' own diversity.
+    labels: Literal["hard"] | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _plain_student_mlp(cls, data: Any) -> Any:
-        if isinstance(data, dict) and not {"model", "params", "train"} & set(data):
+        if isinstance(data, dict) and not {"model", "params", "train", "labels"} & set(data):
             return {"params": data}
         return data
 

@@ -112,7 +112,7 @@ def fold_job(config: TrainConfig, store_path: str, fold: int, run_dir: str,
 
 
 def _train_folds(configs: dict[str, TrainConfig], dirs: dict[str, Path], store: Store,
-                 soft_labels: Path | None, workers: int, say: Report,
+                 soft_labels: dict[str, Path | None], workers: int, say: Report,
                  final_of: tuple[list[str], StudentModels, bool] | None = None) -> None:
     """Every fold of every model named in ``configs`` not yet done, on ``workers``
     processes; the caller's run_model then only assembles what they wrote."""
@@ -124,7 +124,7 @@ def _train_folds(configs: dict[str, TrainConfig], dirs: dict[str, Path], store: 
         check_run_config(dirs[name], config)
         jobs += [Job((name, fold), fold_job,
                      (config, str(store.path), fold, str(dirs[name]),
-                      str(soft_labels) if soft_labels else None, final_of))
+                      str(soft_labels[name]) if soft_labels[name] else None, final_of))
                  for fold in folds if not (dirs[name] / f"fold{fold}" / "done.json").is_file()]
     result = run_jobs(jobs, workers, retries=1, report=say)
     if result.failed:
@@ -165,11 +165,15 @@ def run_distill(
         student_dirs = [out / kind / f"student{i}" for i in range(len(students))]
         configs = {name: _train_config(name, model, {**config.train, **spec.train}, select_on)
                    for name, model, spec in zip(names, students, config.students)}
-        _train_folds(configs, dict(zip(names, student_dirs)), store, soft_path, workers, say)
+        # A student fixed to the hard labels trains on them whatever the kind.
+        paths = {name: None if spec.labels == "hard" else soft_path
+                 for name, spec in zip(names, config.students)}
+        _train_folds(configs, dict(zip(names, student_dirs)), store, paths, workers, say)
         for name, spec, run_dir in zip(names, config.students, student_dirs):
             say(f"distill: {name} ({spec.describe()})")
-            metrics[name] = _summary(run_model(configs[name], store, run_dir,
-                                               targets=targets))
+            metrics[name] = _summary(run_model(
+                configs[name], store, run_dir,
+                targets=None if spec.labels == "hard" else targets))
         say(f"distill: {kind}_final over {len(students)} frozen students")
         # The final model reads the students' inputs; its config names the first one's
         # architecture, the factory builds the real network from their checkpoints.
@@ -178,7 +182,7 @@ def run_distill(
         final_dir = out / kind / "final"
         final_of = ([str(d) for d in student_dirs], students, config.use_raw_input)
         _train_folds({final_config.name: final_config}, {final_config.name: final_dir}, store,
-                     soft_path, workers, say, final_of)
+                     {final_config.name: soft_path}, workers, say, final_of)
         final = run_model(
             final_config, store, final_dir, test_store, targets=targets,
             model_factory=final_model_factory(store, student_dirs, students,
