@@ -268,3 +268,29 @@ def test_a_typo_in_distill_or_zoo_settings_fails_when_the_config_is_read(tmp_pat
     with pytest.raises(ValueError, match=r"(?s)zoo\.models\.logistic.*epochz"):
         PipelineConfig.from_dict({**base, "zoo": {"models": {"logistic": {
             "model": {"name": "logistic"}, "epochz": 3}}}}, tmp_path)
+
+
+def test_a_student_fixed_to_hard_labels_trains_on_them_among_soft_ones(
+    split_store: tuple[Store, Store], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yt8mkit.distill.run as distill_run
+
+    store, _ = split_store
+    run_model(_config(name="teacher", epochs=1), store, tmp_path / "teacher")
+    seen: dict[str, bool] = {}
+    real = distill_run.run_model
+
+    def spy(config, store, out, *args, targets=None, **kwargs):  # type: ignore[no-untyped-def]
+        seen[config.name] = targets is not None
+        return real(config, store, out, *args, targets=targets, **kwargs)
+
+    monkeypatch.setattr(distill_run, "run_model", spy)
+    fast = {"epochs": 1, "batch_size": 64, "threads": 1, "device": "cpu"}
+    config = DistillConfig.model_validate({
+        "labels": "soft",
+        "students": [{"depth": 1, "width": 8},
+                     {"params": {"depth": 1, "width": 8}, "labels": "hard"}],
+        "train": fast, "final_train": fast,
+    })
+    run_distill(store, Predictions(tmp_path / "teacher" / "oof"), tmp_path / "d", config)
+    assert seen == {"soft_student0": True, "soft_student1": False, "soft_final": True}
