@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
+from yt8mkit import __version__
 from yt8mkit.cli.progress import console
 
 app = typer.Typer(
@@ -11,6 +14,21 @@ app = typer.Typer(
     no_args_is_help=True,
     help="yt8mkit: YouTube-8M-format video classification, from TFRecords to one compact model.",
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"yt8mkit {__version__}")  # a result: stdout
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the version and exit.")] = False,
+) -> None:
+    """yt8mkit: YouTube-8M-format video classification, from TFRecords to one compact model."""
 
 
 def fail(err: Exception) -> typer.Exit:
