@@ -41,9 +41,14 @@ def _finish(*args: str) -> float:
     return time.perf_counter() - began
 
 
-def _kill_after(seconds: float, *args: str) -> None:
+def _kill_when(run: Path, pattern: str, count: int, *args: str) -> None:
+    """SIGKILL the command as soon as ``count`` files match ``pattern`` under ``run`` (a
+    point in its progress, whatever the machine's speed)."""
     process = _yt8m(*args)
-    time.sleep(seconds)
+    deadline = time.monotonic() + 300
+    while len(list(run.glob(pattern))) < count and process.poll() is None:
+        assert time.monotonic() < deadline, "the command never got there"
+        time.sleep(0.005)
     if process.poll() is None:
         os.kill(process.pid, signal.SIGKILL)
     # It was killed, not finished: the rerun below really resumes.
@@ -72,26 +77,33 @@ def clean(small_video_store: tuple[Path, Path], tmp_path_factory: pytest.TempPat
     return zoo_file, store, root / "clean", zoo_seconds, stack_seconds
 
 
-@pytest.mark.parametrize("share", [0.3, 0.5, 0.7])
+@pytest.mark.parametrize("jobs_done", [0, 3, 7])
 def test_a_zoo_killed_and_rerun_equals_an_uninterrupted_one(
-    clean: tuple[Path, Path, Path, float, float], tmp_path: Path, share: float
+    clean: tuple[Path, Path, Path, float, float], tmp_path: Path, jobs_done: int
 ) -> None:
-    zoo_file, store, reference, zoo_seconds, _ = clean
+    """Killed in the first epoch of the first job, or after 3 or 7 of its 10 jobs, as the
+    next one has saved an epoch (its last.pt)."""
+    zoo_file, store, reference, _, _ = clean
     run = tmp_path / "run"
     args = ("zoo", str(zoo_file), "--store", str(store), "--out", str(run))
-    _kill_after(share * zoo_seconds, *args)
+    if jobs_done:
+        _kill_when(run, "*/fold*/done.json", jobs_done, *args)
+        _kill_when(run, "*/fold*/last.pt", jobs_done + 1, *args)
+    else:
+        _kill_when(run, "*/fold*", 1, *args)
     _finish(*args)
     for model in ZOO["models"]:
         _same_predictions(run / model / "oof", reference / model / "oof")
 
 
-@pytest.mark.parametrize("share", [0.3, 0.6])
+@pytest.mark.parametrize("pattern", ["ensemble/features", "ensemble/fold0/done.json",
+                                     "ensemble/fold2/done.json"])
 def test_a_stack_killed_and_rerun_equals_an_uninterrupted_one(
-    clean: tuple[Path, Path, Path, float, float], tmp_path: Path, share: float
+    clean: tuple[Path, Path, Path, float, float], tmp_path: Path, pattern: str
 ) -> None:
-    _, _, reference, _, stack_seconds = clean
+    _, _, reference, _, _ = clean
     run = tmp_path / "run"
     shutil.copytree(reference, run, ignore=shutil.ignore_patterns("ensemble", ".lock"))
-    _kill_after(share * stack_seconds, "stack", str(run))
+    _kill_when(run, pattern, 1, "stack", str(run))
     _finish("stack", str(run))
     _same_predictions(run / "ensemble" / "oof", reference / "ensemble" / "oof")
