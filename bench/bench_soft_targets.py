@@ -36,7 +36,7 @@ from yt8mkit.metrics import GapAccumulator
 from yt8mkit.train.config import TrainConfig
 from yt8mkit.train.pool import Job, run_jobs
 from yt8mkit.train.predictions import Predictions
-from yt8mkit.train.run import check_run_config, run_model
+from yt8mkit.train.run import check_run_config, run_model, soft_targets
 from yt8mkit.train.trainer import load_best, predict_batches, resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,11 +117,7 @@ def main() -> None:
                               vdir / "model" / f"fold{f}") for f in folds]
         if folds == all_folds:
             soft_dir = soft_dirs[variant["name"]]
-            targets = None
-            if soft_dir is not None:
-                from yt8mkit.distill.soft_labels import SoftLabels
-
-                targets = SoftLabels.load(soft_dir).dense
+            targets = soft_targets(soft_dir, store) if soft_dir is not None else None
             metrics = run_model(configs[variant["name"]], store, vdir / "model", held_out,
                                 targets=targets)
             row["selection_gap"] = metrics["selection_gap"]

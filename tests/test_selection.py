@@ -33,7 +33,7 @@ from yt8mkit.train import trainer
 from yt8mkit.train.config import TrainConfig
 from yt8mkit.train.losses import LossConfig
 from yt8mkit.train.predictions import Predictions, PredictionsWriter
-from yt8mkit.train.run import run_model
+from yt8mkit.train.run import run_fold, run_model
 
 
 def _config(**overrides: object) -> TrainConfig:
@@ -129,10 +129,7 @@ def test_chosen_epoch_follows_the_selection_split_not_the_leaky_fold(
                                np.flatnonzero(folds == 0), tmp_path / "leaky")
     assert leaky.best_epoch == 2  # what choosing on the fold would have done
     calls.clear()
-    monkeypatch.setattr("yt8mkit.train.run.train_fold", trainer.train_fold)
     config = _config(epochs=3, select_on="selection")
-    from yt8mkit.train.run import run_fold
-
     done = run_fold(config, store, folds, 0, tmp_path / "clean")
     assert done["best_epoch"] == 0
     assert calls and all(set(rows.tolist()) == selected for rows in calls)

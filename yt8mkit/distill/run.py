@@ -41,7 +41,13 @@ from yt8mkit.rundir import lock_run_dir
 from yt8mkit.train.config import TrainConfig
 from yt8mkit.train.pool import Job, run_jobs
 from yt8mkit.train.predictions import Predictions
-from yt8mkit.train.run import check_run_config, run_fold, run_model, store_folds
+from yt8mkit.train.run import (
+    check_run_config,
+    run_fold,
+    run_model,
+    soft_targets,
+    store_folds,
+)
 
 Report = Callable[[str], None]
 
@@ -102,7 +108,7 @@ def fold_job(config: TrainConfig, store_path: str, fold: int, run_dir: str,
     """One fold of a student (``final_of`` None) or of the final model over the students
     in ``final_of``; in a worker process, so everything arrives as paths."""
     store = Store(store_path)
-    targets = SoftLabels.load(soft_labels).dense if soft_labels else None
+    targets = soft_targets(soft_labels, store) if soft_labels else None
     factory = None
     if final_of is not None:
         dirs, params, raw = final_of

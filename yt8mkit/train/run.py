@@ -83,7 +83,7 @@ def run_fold(
     valid_rows = np.flatnonzero(folds == fold)
     factory = _for_fold(model_factory, fold)
     if targets is None and config.soft_labels is not None:
-        targets = _soft_targets(config.soft_labels, store)
+        targets = soft_targets(config.soft_labels, store)
     result = train_fold(config, store, train_rows(folds, fold), _choosing_rows(config, folds, fold),
                         fold_dir, progress, factory, targets)
     device = resolve_device(config)
@@ -100,7 +100,8 @@ def run_fold(
     return summary
 
 
-def _soft_targets(path: str, store: Store) -> TargetFn:
+def soft_targets(path: str | Path, store: Store) -> TargetFn:
+    """The training targets of a soft-label set, checked against the store's shape."""
     soft = SoftLabels.load(path)
     if (soft.num_videos, soft.num_classes) != (store.num_videos, store.num_classes):
         raise Yt8mError(
