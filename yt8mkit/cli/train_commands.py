@@ -117,6 +117,7 @@ def zoo(
     from yt8mkit.train.runlog import RunLog
     from yt8mkit.zoo.config import ZooConfig
     from yt8mkit.zoo.frame_inputs import prepare_zoo
+    from yt8mkit.zoo.neighbours import run_neighbour_members
     from yt8mkit.zoo.runner import run_zoo
 
     if backend not in ("local", "ray"):
@@ -141,6 +142,7 @@ def zoo(
                 report=log.tee(None), workers=workers, stores=plan.stores,
                 test_stores=plan.test_stores,
             )
+            run_neighbour_members(cfg.neighbours, train_store, run_dir, test, log.tee(None))
     except (Yt8mError, ValueError) as err:
         raise fail(err) from None
     print_table(run_dir)

@@ -43,6 +43,7 @@ from yt8mkit.rundir import lock_run_dir
 from yt8mkit.train.run import store_folds
 from yt8mkit.train.runlog import RunLog
 from yt8mkit.zoo.frame_inputs import prepare_zoo
+from yt8mkit.zoo.neighbours import run_neighbour_members
 from yt8mkit.zoo.runner import run_zoo
 
 Report = Callable[[str], None]
@@ -211,6 +212,8 @@ def _run_stages(
     if zoo.failed:
         failures = run_dir / "zoo" / "failures.json"
         raise Yt8mError(f"{len(zoo.failed)} zoo job(s) failed; see {failures}")
+    zoo.metrics.update(run_neighbour_members(config.zoo.neighbours, store, run_dir / "zoo",
+                                             test_store, say))
     metrics["models"].update(zoo.metrics)
 
     best = max(zoo.metrics, key=lambda name: zoo.metrics[name].get("oof_gap", -1.0))

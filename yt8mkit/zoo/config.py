@@ -11,6 +11,7 @@ from yt8mkit.config_files import read_yaml_mapping
 from yt8mkit.names import PlainName
 from yt8mkit.train.config import TrainConfig
 from yt8mkit.zoo.frame_inputs import CentroidsSpec, DerivedSpec, check_zoo
+from yt8mkit.zoo.neighbours import NeighboursSpec
 
 
 class ZooConfig(BaseModel):
@@ -27,15 +28,20 @@ class ZooConfig(BaseModel):
     # that models name, and fixed representations written once into derived stores.
     centroids: dict[str, CentroidsSpec] = Field(default_factory=dict)
     derived: dict[str, DerivedSpec] = Field(default_factory=dict)
+    # Nearest-neighbour members (zoo/neighbours.py): no training, but a stack member.
+    neighbours: dict[PlainName, NeighboursSpec] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check_frame_inputs(self) -> ZooConfig:
         check_zoo(self)
+        clash = sorted(set(self.neighbours) & (set(self.models) | set(self.derived)))
+        if clash:
+            raise ValueError(f"neighbours entries {clash} share their names with models")
         return self
 
     def member_names(self) -> list[str]:
-        """Every first-level model the zoo trains: its models, then its derived ones."""
-        return [*self.models, *self.derived]
+        """Every first-level member: its models, its derived ones, its neighbours."""
+        return [*self.models, *self.derived, *self.neighbours]
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> ZooConfig:
