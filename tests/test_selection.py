@@ -281,7 +281,14 @@ def test_a_student_fixed_to_hard_labels_trains_on_them_among_soft_ones(
         seen[config.name] = targets is not None
         return real(config, store, out, *args, targets=targets, **kwargs)
 
+    real_final = distill_run.run_oof_final
+
+    def final_spy(config, store, folds, build, targets, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen[config.name] = targets is not None
+        return real_final(config, store, folds, build, targets, *args, **kwargs)
+
     monkeypatch.setattr(distill_run, "run_model", spy)
+    monkeypatch.setattr(distill_run, "run_oof_final", final_spy)
     fast = {"epochs": 1, "batch_size": 64, "threads": 1, "device": "cpu"}
     config = DistillConfig.model_validate({
         "labels": "soft",

@@ -74,6 +74,11 @@ class DistillConfig(BaseModel):
     train: dict[str, Any] = Field(default_factory=dict)
     final_train: dict[str, Any] = Field(default_factory=dict)
     use_raw_input: bool = False
+    # How the final layer learns over the frozen students: "out_of_fold" (the paper's:
+    # one layer over every training video's features from the students that did not train
+    # on it, distill/oof_final.py) or "per_fold" (each fold's layer over its own
+    # students' training videos). Measured on dev/ (bench/results/final_fit.md).
+    final_fit: Literal["out_of_fold", "per_fold"] = "out_of_fold"
     # What the students and the final model train on: the ensemble's soft labels (the
     # paper's), the hard labels, or both side by side, so that the paper's claim that soft
     # labels help is measured, not assumed.
@@ -89,6 +94,13 @@ class DistillConfig(BaseModel):
                 TrainConfig.model_validate({**fields, "model": {"name": "student_mlp"}})
             except ValidationError as err:
                 raise ValueError(f"distill.{where}: {err}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _raw_input_fit(self) -> DistillConfig:
+        if self.use_raw_input and self.final_fit == "out_of_fold":
+            raise ValueError("distill.use_raw_input needs final_fit: per_fold (the out-of-fold "
+                             "layer starts from the students' own output layers)")
         return self
 
     def kinds(self) -> list[str]:

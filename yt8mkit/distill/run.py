@@ -35,6 +35,7 @@ from yt8mkit.data.folds import fold_ids, selection_rows
 from yt8mkit.data.store import Store
 from yt8mkit.distill.config import DistillConfig
 from yt8mkit.distill.final_model import FinalModelParams, StudentSpec, build_final_model
+from yt8mkit.distill.oof_final import run_oof_final
 from yt8mkit.distill.soft_labels import SoftLabels, build_soft_labels
 from yt8mkit.errors import Yt8mError
 from yt8mkit.rundir import lock_run_dir
@@ -186,14 +187,17 @@ def run_distill(
         final_config = _train_config(f"{kind}_final", students[0], config.final_train,
                                       select_on)
         final_dir = out / kind / "final"
-        final_of = ([str(d) for d in student_dirs], students, config.use_raw_input)
-        _train_folds({final_config.name: final_config}, {final_config.name: final_dir}, store,
-                     {final_config.name: soft_path}, workers, say, final_of)
-        final = run_model(
-            final_config, store, final_dir, test_store, targets=targets,
-            model_factory=final_model_factory(store, student_dirs, students,
-                                              config.use_raw_input),
-        )
+        factory = final_model_factory(store, student_dirs, students, config.use_raw_input)
+        if config.final_fit == "out_of_fold":
+            lock_run_dir(final_dir)
+            final = run_oof_final(final_config, store, store_folds(store), factory, targets,
+                                  final_dir, test_store, say)
+        else:
+            final_of = ([str(d) for d in student_dirs], students, config.use_raw_input)
+            _train_folds({final_config.name: final_config}, {final_config.name: final_dir},
+                         store, {final_config.name: soft_path}, workers, say, final_of)
+            final = run_model(final_config, store, final_dir, test_store, targets=targets,
+                              model_factory=factory)
         metrics[f"{kind}_final"] = _summary(final)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
