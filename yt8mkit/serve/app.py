@@ -158,7 +158,7 @@ def create_app(model: ServedModel, settings: ServeSettings | None = None) -> Fas
             else:
                 inputs = decode_raw(body, request.headers.get("x-shape"), model,
                                     settings.max_videos)
-            videos = model.check(inputs, [str(i) for i in ids] if ids else None)
+            videos = model.check(inputs, ids)
         probabilities = await batcher.submit(inputs, videos)
         top = model.top_k(probabilities, top_k or settings.top_k)
         names = model.vocabulary.names if model.vocabulary else {}

@@ -70,7 +70,8 @@ def decode_json(body: bytes, model: ServedModel, max_videos: int
             if len(video.features[name]) != width:
                 raise RequestError(422, f"{who}: {name} has {len(video.features[name])} "
                                         f"values, the model reads {width}")
-    inputs = {n: np.array([v.features[n] for v in videos], np.float32) for n in model.dims}
+    with np.errstate(over="ignore"):  # beyond float32 becomes Inf, refused by check()
+        inputs = {n: np.array([v.features[n] for v in videos], np.float32) for n in model.dims}
     return inputs, [v.id for v in videos]
 
 

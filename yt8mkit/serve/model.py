@@ -67,7 +67,8 @@ class ServedModel:
             start += width
         return out
 
-    def check(self, inputs: dict[str, np.ndarray], ids: list[str] | None = None) -> int:
+    def check(self, inputs: dict[str, np.ndarray], ids: list[str | None] | None = None
+              ) -> int:
         """Refuse features the model cannot take (a missing or unknown input, another
         width, NaN or Inf) with a message naming the video; returns the video count."""
         unknown = sorted(set(inputs) - set(self.dims))
@@ -87,11 +88,13 @@ class ServedModel:
                 got = array.shape[1] if array.ndim == 2 else f"shape {array.shape}"
                 raise RequestError(422, f"{name}: {got} values a video, the model "
                                         f"reads {width}")
+            # A JSON number beyond float32's range has become Inf in the cast.
             finite = np.isfinite(array).all(axis=1)
             if not finite.all():
                 row = int(np.argmin(finite))
-                who = f"video {row}" + (f" ({ids[row]!r})" if ids else "")
-                raise RequestError(422, f"{who}: {name} holds NaN or Inf")
+                who = f"video {row}" + (f" ({ids[row]!r})" if ids and ids[row] is not None else "")
+                raise RequestError(422, f"{who}: {name} holds NaN, Inf or a value "
+                                        "beyond float32's range")
         return next(iter(counts.values()))
 
     def probabilities(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
