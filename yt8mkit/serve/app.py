@@ -8,8 +8,9 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import orjson
 from fastapi import FastAPI, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.requests import ClientDisconnect
 
@@ -139,7 +140,7 @@ def create_app(model: ServedModel, settings: ServeSettings | None = None) -> Fas
         request: Request,
         top_k: Annotated[int | None, Query(ge=1, le=model.num_classes,
                                            description="Labels a video.")] = None,
-    ) -> JSONResponse:
+    ) -> Response:
         batcher = state["batcher"]
         ids: list[str | None] | None = None
         with batcher.expect():
@@ -161,13 +162,14 @@ def create_app(model: ServedModel, settings: ServeSettings | None = None) -> Fas
             videos = model.check(inputs, ids)
         probabilities = await batcher.submit(inputs, videos)
         top = model.top_k(probabilities, top_k or settings.top_k)
-        names = model.vocabulary.names if model.vocabulary else {}
-        out = []
-        for row in range(videos):
-            video_id = ids[row] if ids and ids[row] is not None else str(row)
-            out.append({"id": video_id, "labels": [
-                {"index": int(i), "name": names.get(int(i)), "score": float(s)}
-                for i, s in zip(top.indices[row], top.scores[row])]})
-        return JSONResponse({"videos": out})
+        # Lists and orjson: the answer's floats cost more to write with the json module
+        # (2 ms for 64 videos × 20 labels) than ONNX Runtime takes to compute them.
+        names = model.names_of(top.indices).tolist()
+        indices, scores = top.indices.tolist(), top.scores.tolist()
+        out = [{"id": ids[row] if ids and ids[row] is not None else str(row),
+                "labels": [{"index": i, "name": n, "score": s}
+                           for i, n, s in zip(indices[row], names[row], scores[row])]}
+               for row in range(videos)]
+        return Response(orjson.dumps({"videos": out}), media_type=JSON)
 
     return app

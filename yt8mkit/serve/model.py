@@ -58,6 +58,8 @@ class ServedModel:
             raise Yt8mError(f"{vocabulary.path}: the vocabulary names class "
                             f"{max(vocabulary.names)}, the model has {self.num_classes} classes")
         self.vocabulary = vocabulary if vocabulary is not None else meta.vocabulary()
+        names = self.vocabulary.names if self.vocabulary is not None else {}
+        self._names = np.array([names.get(i) for i in range(self.num_classes)], dtype=object)
 
     def split(self, matrix: np.ndarray) -> dict[str, np.ndarray]:
         """(videos, width) rows of the binary forms → one array per input, in layout order."""
@@ -104,5 +106,6 @@ class ServedModel:
         indices, scores = top_k_of(probabilities, k)
         return Labels(indices, scores)
 
-    def name(self, index: int) -> str | None:
-        return None if self.vocabulary is None else self.vocabulary.names.get(int(index))
+    def names_of(self, indices: np.ndarray) -> np.ndarray:
+        """The names of class indices (None where the vocabulary has none), same shape."""
+        return self._names[indices]
