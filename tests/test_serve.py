@@ -288,7 +288,9 @@ def test_the_real_server_on_a_free_port(model_path: Path):
                 keep_alive.post("/predict", content=_npy(_rows(inputs)),
                                 headers={"content-type": "application/x-npy"})
                 times.append(time.perf_counter() - began)
-        assert sorted(times)[4] < 0.03, times
+        # Without it every answer after the first takes 40 ms or more; the fastest of them
+        # is a measure that a busy machine does not spoil.
+        assert min(times[1:]) < 0.03, times
         bad = httpx.post(f"{base}/predict", content=b"{", timeout=10,
                          headers={"content-type": "application/json"})
         assert bad.status_code == 400 and server.poll() is None
