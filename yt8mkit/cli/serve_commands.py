@@ -24,7 +24,8 @@ def serve(
     max_videos: Annotated[int, typer.Option(min=1, help="Videos one request may hold.")
                           ] = 1024,
     max_batch: Annotated[int, typer.Option(
-        min=1, help="Videos one ONNX Runtime call may gather from concurrent requests.")] = 256,
+        min=1, help="Videos one ONNX Runtime call may gather from concurrent requests "
+                    "(a larger request runs alone).")] = 256,
     max_wait_ms: Annotated[float, typer.Option(
         min=0, help="How long a batch may wait for requests being read.")] = 5.0,
     top_k: Annotated[int, typer.Option(min=1, help="Labels a video unless asked.")] = 20,

@@ -61,7 +61,7 @@ def decode_json(body: bytes, model: ServedModel, max_videos: int
         raise RequestError(413, f"{len(videos)} videos in one request, at most {max_videos}")
     for i, video in enumerate(videos):
         who = f"video {i}" + (f" ({video.id!r})" if video.id is not None else "")
-        unknown = sorted(set(video.features) - set(model.dims))
+        unknown = sorted(set(video.features) - set(model.dims) - set(model.unread))
         missing = [n for n in model.dims if n not in video.features]
         if unknown or missing:
             raise RequestError(422, f"{who}: the model reads features {list(model.dims)}; "

@@ -53,6 +53,9 @@ class ServedModel:
             dims[name] = int(width)
         self.dims = dims
         self.width = sum(dims.values())
+        # Inputs the model was exported over that its graph does not read (an exporter
+        # drops an unused input): accepted in JSON and ignored, not refused as unknown.
+        self.unread = sorted(set(meta.inputs) - set(dims))
         if vocabulary is not None and vocabulary.names and \
                 max(vocabulary.names) >= self.num_classes:
             raise Yt8mError(f"{vocabulary.path}: the vocabulary names class "
