@@ -6,7 +6,7 @@ An ``--out`` is refused when it exists and is not this tool's output of the same
 input or lies inside an input folder: replacing it would destroy the inputs.
 
 One-shot outputs (an exported model, a submission) are made in hidden scratch beside
-them, named with the writer's pid, and renamed into place when complete; a rerun removes
+them, named with the writer's pid and machine, and renamed into place when complete; a rerun removes
 the scratch of writers that died (:func:`scratch_dir`).
 """
 
@@ -16,6 +16,7 @@ import contextlib
 import os
 import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -85,10 +86,20 @@ def _alive(pid: int) -> bool:
     return True
 
 
+# This machine's name as scratch names carry it: on a filesystem shared between machines,
+# only a writer of this one can be known to be dead.
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+
+
+def _tag() -> str:
+    return f"{os.getpid()}-{_HOST}"
+
+
 def _remove_stale(parent: Path, prefix: str) -> None:
-    """Scratch of ``prefix`` left in ``parent`` by processes that died (killed, the power
-    gone): its name holds the writer's pid, and a live pid's scratch is left alone."""
-    pattern = re.compile(re.escape(prefix) + r"(\d+)\.")
+    """Scratch of ``prefix`` left in ``parent`` by processes of this machine that died
+    (killed, the power gone): its name holds the writer's pid and machine, and a live
+    pid's scratch, or another machine's, is left alone."""
+    pattern = re.compile(re.escape(prefix) + r"(\d+)-" + re.escape(_HOST) + r"\.")
     try:
         entries = list(parent.iterdir())
     except OSError:
@@ -115,7 +126,7 @@ def scratch_dir(parent: str | os.PathLike[str], name: str) -> Path:
     SIGKILL cannot clean up after itself, its rerun does."""
     parent = Path(parent)
     _remove_stale(parent, f".{name}.")
-    path = Path(tempfile.mkdtemp(dir=parent, prefix=f".{name}.{os.getpid()}."))
+    path = Path(tempfile.mkdtemp(dir=parent, prefix=f".{name}.{_tag()}."))
     path.chmod(0o777 & ~_UMASK)
     return path
 
@@ -125,7 +136,7 @@ def scratch_file(parent: str | os.PathLike[str], name: str, suffix: str = ".part
     """:func:`scratch_dir` for one file: (open descriptor, path), as ``tempfile.mkstemp``."""
     parent = Path(parent)
     _remove_stale(parent, f".{name}.")
-    fd, path = tempfile.mkstemp(dir=parent, prefix=f".{name}.{os.getpid()}.", suffix=suffix)
+    fd, path = tempfile.mkstemp(dir=parent, prefix=f".{name}.{_tag()}.", suffix=suffix)
     os.fchmod(fd, 0o666 & ~_UMASK)
     return fd, path
 
