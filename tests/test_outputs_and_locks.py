@@ -202,3 +202,30 @@ def test_lock_is_reentrant_in_one_process(tmp_path: Path) -> None:
         capture_output=True, text=True)
     assert "in use by pid" in child.stderr  # still held once
     release(lock)
+
+
+def test_scratch_of_dead_writers_is_removed_and_a_live_ones_kept(tmp_path: Path) -> None:
+    from yt8mkit.outputs import _HOST, scratch_dir, scratch_file
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(dead.stdout)
+    host = _HOST
+    (tmp_path / f".out.csv.{dead_pid}-{host}.abc.partial").write_text("torn")
+    (tmp_path / f".model.onnx.{dead_pid}-{host}.xyz").mkdir()
+    (tmp_path / f".model.onnx.{dead_pid}-{host}.xyz" / "fp32.onnx").write_text("torn")
+    live = [tmp_path / f".out.csv.{os.getppid()}-{host}.def.partial",  # a live process's
+            tmp_path / f".out.csv.{dead_pid}-elsewhere.d.partial",    # another machine's
+            tmp_path / ".out.csv.old.partial",                        # not named by a pid
+            tmp_path / f".other.csv.{dead_pid}-{host}.x.partial"]     # another output's
+    for path in live:
+        path.write_text("kept")
+    fd, made = scratch_file(tmp_path, "out.csv")
+    os.close(fd)
+    folder = scratch_dir(tmp_path, "model.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [*(p.name for p in live), Path(made).name, folder.name])
+    umask = os.umask(0)
+    os.umask(umask)
+    assert f".{os.getpid()}-{host}." in folder.name  # the permissions of a plain mkdir:
+    assert folder.stat().st_mode & 0o777 == 0o777 & ~umask

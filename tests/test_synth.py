@@ -204,13 +204,42 @@ def test_no_partial_output(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
     out.mkdir()
-    (out / "keep.txt").write_text("mine")
-    with pytest.raises(Yt8mError, match="not empty"):
-        generate(SynthConfig(videos=10, classes=10, rgb_dim=8, audio_dim=4), out)
-    assert [p.name for p in out.iterdir()] == ["keep.txt"]
-    generate(SynthConfig(videos=10, classes=10, rgb_dim=8, audio_dim=4), out, overwrite=True)
-    assert not (out / "keep.txt").exists() and (out / "train0000.tfrecord").exists()
+    small = SynthConfig(videos=10, classes=10, rgb_dim=8, audio_dim=4, test_videos=4)
+    generate(small, out)  # an empty folder is taken
+    with pytest.raises(Yt8mError, match="already holds a synthetic dataset; pass --overwrite"):
+        generate(small, out)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    generate(small.model_copy(update={"seed": 9}), out, overwrite=True)  # ours: replaced
+    after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert before.keys() == after.keys() and before != after
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.mark.parametrize("foreign", ["a folder of the user's", "our dataset plus a user's file",
+                                     "a file", "a store ingested into our dataset"])
+def test_overwrite_never_deletes_what_synth_did_not_write(tmp_path: Path, foreign: str) -> None:
+    """`yt8m synth --overwrite` replaces a dataset of its own only; anything else at --out
+    is refused and left byte for byte."""
+    from typer.testing import CliRunner
+
+    from yt8mkit.cli.main import app
+
+    out = tmp_path / "out"
+    args = ["synth", "--out", str(out), "--videos", "10", "--classes", "10"]
+    if foreign == "a file":
+        out.write_text("mine")
+    else:
+        if foreign != "a folder of the user's":
+            assert CliRunner().invoke(app, args).exit_code == 0
+        extra = out / ("store/meta.json" if "store" in foreign else "notes.txt")
+        extra.parent.mkdir(parents=True, exist_ok=True)
+        extra.write_text("mine")
+    before = {p: p.read_bytes() for p in [out, *out.rglob("*")] if p.is_file()}
+    result = CliRunner().invoke(app, [*args, "--overwrite"])
+    assert result.exit_code == 2, result.output
+    assert "is not a synthetic dataset" in result.output or "not a folder" in result.output
+    assert {p: p.read_bytes() for p in [out, *out.rglob("*")] if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no scratch left
 
 
 def test_config_validation() -> None:

@@ -4,11 +4,20 @@ did not write.
 An ``--out`` is refused when it exists and is not this tool's output of the same kind
 (a non-empty folder of something else, a file), and when it is an input, holds an
 input or lies inside an input folder: replacing it would destroy the inputs.
+
+One-shot outputs (an exported model, a submission) are made in hidden scratch beside
+them, named with the writer's pid and machine, and renamed into place when complete; a rerun removes
+the scratch of writers that died (:func:`scratch_dir`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import shutil
+import socket
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -65,3 +74,82 @@ def check_out_dir(
             f"yourself, or give another --out)"
         )
     return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+# This machine's name as scratch names carry it: on a filesystem shared between machines,
+# only a writer of this one can be known to be dead.
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+
+
+def _tag() -> str:
+    return f"{os.getpid()}-{_HOST}"
+
+
+def _remove_stale(parent: Path, prefix: str) -> None:
+    """Scratch of ``prefix`` left in ``parent`` by processes of this machine that died
+    (killed, the power gone): its name holds the writer's pid and machine, and a live
+    pid's scratch, or another machine's, is left alone."""
+    pattern = re.compile(re.escape(prefix) + r"(\d+)-" + re.escape(_HOST) + r"\.")
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        found = pattern.match(entry.name)
+        if found is None or _alive(int(found.group(1))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                entry.unlink()
+
+
+# The permissions a plain open() would give (mkstemp and mkdtemp make them private).
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def scratch_dir(parent: str | os.PathLike[str], name: str) -> Path:
+    """A new hidden folder in ``parent`` for the making of ``name`` (renamed into place
+    from there), after removing such folders of dead processes: a writer killed with
+    SIGKILL cannot clean up after itself, its rerun does."""
+    parent = Path(parent)
+    _remove_stale(parent, f".{name}.")
+    path = Path(tempfile.mkdtemp(dir=parent, prefix=f".{name}.{_tag()}."))
+    path.chmod(0o777 & ~_UMASK)
+    return path
+
+
+def scratch_file(parent: str | os.PathLike[str], name: str, suffix: str = ".partial"
+                 ) -> tuple[int, str]:
+    """:func:`scratch_dir` for one file: (open descriptor, path), as ``tempfile.mkstemp``."""
+    parent = Path(parent)
+    _remove_stale(parent, f".{name}.")
+    fd, path = tempfile.mkstemp(dir=parent, prefix=f".{name}.{_tag()}.", suffix=suffix)
+    os.fchmod(fd, 0o666 & ~_UMASK)
+    return fd, path
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """``path`` holds the old text or the whole new one, never a part."""
+    path = Path(path)
+    fd, tmp = scratch_file(path.parent, path.name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

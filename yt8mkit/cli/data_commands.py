@@ -134,7 +134,7 @@ def folds(
 
 @app.command()
 def synth(
-    out: Annotated[Path, typer.Option("--out", help="Folder to write (must not exist).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write (absent or empty).")],
     videos: Annotated[int, typer.Option(help="Labelled (train) videos.")] = 3000,
     classes: Annotated[int, typer.Option(help="Number of classes.")] = 100,
     seed: Annotated[int, typer.Option(help="Seed: same seed, byte-identical files.")] = 0,
@@ -150,7 +150,9 @@ def synth(
     bumpers: Annotated[float, typer.Option(
         help="Share of videos opening with a channel intro and closing with an outro.")
     ] = 0.0,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
+    overwrite: Annotated[bool, typer.Option(
+        help="Replace a dataset of `yt8m synth` at --out (a folder holding anything else "
+             "is refused, never deleted).")] = False,
 ) -> None:
     """Synthetic YouTube-8M shards in the real schema, with the gold labels beside them."""
     from pydantic import ValidationError

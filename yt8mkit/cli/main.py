@@ -11,6 +11,7 @@ from yt8mkit.cli import (  # noqa: F401  (each module registers its commands)
     pipeline_commands,
     report_commands,
     second_level_commands,
+    serve_commands,
     train_commands,
 )
 from yt8mkit.cli.app import app, fail

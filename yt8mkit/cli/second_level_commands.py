@@ -147,16 +147,22 @@ def predict(
     TFRecords are first ingested into a temporary store beside ``--out`` (removed at the
     end): reading them in parallel, checked, costs less than the model's inference."""
 
+    import os
     import shutil
-    import tempfile
 
     from yt8mkit.data.ingest import IngestConfig, ingest
     from yt8mkit.data.sources import resolve_sources
     from yt8mkit.data.store import Store
     from yt8mkit.export.predictor import predict_to_submission
+    from yt8mkit.outputs import scratch_dir
 
+    if out.is_dir():
+        raise fail(Yt8mError(f"--out {out}: is a folder; give the CSV file to write"))
     out.parent.mkdir(parents=True, exist_ok=True)
-    scratch = None
+    # Everything is made in scratch beside --out (the store of TFRecords, the CSV, its
+    # names column) and the finished CSV renamed into place: a killed predict leaves no
+    # --out, and its rerun removes the scratch.
+    scratch = scratch_dir(out.parent, out.name)
     try:
         vocab = names.load(vocabulary)
         if with_names and vocab is None:  # before any work: nothing is written on error
@@ -169,7 +175,6 @@ def predict(
         if len(data) == 1 and Store.is_store(data[0]):
             store = Store(data[0])
         else:
-            scratch = Path(tempfile.mkdtemp(prefix=f".{out.stem}_", dir=out.parent))
             config = IngestConfig() if workers is None else IngestConfig(workers=workers)
             with progress_bar() as bar:
                 files = resolve_sources(data)
@@ -178,18 +183,19 @@ def predict(
                        lambda path, n, done: bar.update(task, completed=done,
                                                         status=Path(path).name))
             store = Store(scratch / "store")
+        made = scratch / out.name
         with progress_bar() as bar:
             task = bar.add_task("predict", total=store.num_videos, status="")
-            predict_to_submission(model, store, out, batch_size,
+            predict_to_submission(model, store, made, batch_size,
                                   lambda done, total: bar.update(task, completed=done))
         if with_names:
             from yt8mkit.data.named_submission import add_names_column
 
             assert vocab is not None
-            add_names_column(out, vocab)
+            add_names_column(made, vocab)
+        os.replace(made, out)
     except (Yt8mError, ValueError) as err:
         raise fail(err) from None
     finally:
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
     _say(f"{store.num_videos:,} videos: {out}")

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 from pathlib import Path
 
 from yt8mkit.data.submission import HEADER
 from yt8mkit.data.vocabulary import Vocabulary
+from yt8mkit.outputs import scratch_file
 
 NAMES_COLUMN = "LabelNames"
 SEPARATOR = " | "
@@ -24,7 +24,7 @@ SEPARATOR = " | "
 def add_names_column(path: str | os.PathLike[str], vocabulary: Vocabulary) -> Path:
     """Rewrite the submission at ``path`` with the names column, line by line, atomically."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    fd, tmp = scratch_file(path.parent, path.name)
     try:
         with path.open(encoding="utf-8") as source, \
                 os.fdopen(fd, "w", encoding="utf-8", newline="") as target:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 
 from yt8mkit.errors import BadInputError
 from yt8mkit.metrics.topk import order_sparse
+from yt8mkit.outputs import scratch_file
 
 HEADER = "VideoId,LabelConfidencePairs"
 TOP = 20
@@ -97,9 +97,7 @@ class SubmissionWriter:
     def __enter__(self) -> SubmissionWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Same directory as the target, so that the final rename is atomic.
-        fd, self._tmp = tempfile.mkstemp(
-            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".partial"
-        )
+        fd, self._tmp = scratch_file(self.path.parent, self.path.name)
         self._file = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
         self._file.write(HEADER + "\n")
         return self

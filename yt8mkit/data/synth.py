@@ -54,6 +54,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -912,10 +913,44 @@ def _summary_json(
     return json.dumps(doc, indent=1, sort_keys=True) + "\n"
 
 
+_OUR_FILE = re.compile(rf"({re.escape(GOLD_FILE)}|{re.escape(VOCABULARY_FILE)}|"
+                       rf"{re.escape(SUMMARY_FILE)}|train\d+\.tfrecord|"
+                       rf"{TEST_DIR}/test\d+\.tfrecord)")
+
+
+def is_synth_output(path: Path) -> bool:
+    """A folder that ``generate`` wrote and nobody added to: its summary, and no file but
+    the ones it writes (a store ingested into it, notes of the user's, make it another's)."""
+    if not (path / SUMMARY_FILE).is_file():
+        return False
+    for item in path.rglob("*"):
+        name = item.relative_to(path).as_posix()
+        if item.is_dir() and name == TEST_DIR:
+            continue
+        if item.is_symlink() or not item.is_file() or not _OUR_FILE.fullmatch(name):
+            return False
+    return True
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an ``out`` that holds anything but a dataset of ours (whatever
+    ``overwrite`` says: the tool never deletes what it did not write), and one of ours
+    unless ``overwrite``; an empty folder is taken."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise Yt8mError(f"{out}: exists and is not a folder; give a folder to write")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if not is_synth_output(out):
+        raise Yt8mError(f"{out}: exists and is not a synthetic dataset of `yt8m synth` "
+                        "(it holds other files); it is left as it is")
+    if not overwrite:
+        raise Yt8mError(f"{out}: already holds a synthetic dataset; pass --overwrite "
+                        "(overwrite=True) to replace it")
+
+
 def _replace_dir(tmp: Path, out: Path, overwrite: bool) -> None:
     if out.exists():
-        if not overwrite and not (out.is_dir() and not any(out.iterdir())):
-            raise Yt8mError(f"{out}: already exists and is not empty (pass overwrite=True)")
+        _check_out(out, overwrite)  # again: it may have changed while we wrote
         old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
         os.replace(out, old / out.name)
         os.replace(tmp, out)
@@ -933,13 +968,13 @@ def generate(
     """Write a synthetic dataset to ``out_dir`` (see the module docstring for the layout).
 
     ``progress(n)`` is called after each block of n videos (train, then test). Nothing
-    appears under ``out_dir`` until everything is written; an existing non-empty
-    ``out_dir`` is an error unless ``overwrite``.
+    appears under ``out_dir`` until everything is written. An existing non-empty
+    ``out_dir`` is refused, unless it is a dataset of ours and ``overwrite`` is given;
+    anything else there (a file of the user's) is never deleted.
     """
     started = time.perf_counter()
     out = Path(out_dir)
-    if out.exists() and not overwrite and not (out.is_dir() and not any(out.iterdir())):
-        raise Yt8mError(f"{out}: already exists and is not empty (pass overwrite=True)")
+    _check_out(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     world = _calibrate(_make_world(config), config)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))

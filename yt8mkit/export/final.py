@@ -22,6 +22,7 @@ from yt8mkit.errors import Yt8mError
 from yt8mkit.export.onnx_export import export_onnx
 from yt8mkit.export.predictor import OnnxPredictor
 from yt8mkit.metrics import gap_at_k
+from yt8mkit.outputs import write_text_atomic
 from yt8mkit.train.checkpoints import load_checkpoint
 
 # The challenge's rule, and the tolerance on held-out GAP the export must keep.
@@ -94,27 +95,41 @@ def export_final_model(
     check = rows[: config.check_videos]
     inputs = {m: np.asarray(store.video_features(m)[check], np.float32)
               for m in store.modalities}
-    report = export_onnx(model, store.dims, out, config.max_size_bytes, config.int8,
-                         check_inputs={m: v[:256] for m, v in inputs.items()},
-                         vocabulary=vocabulary)
     labels = store.labels_dense(check)
     with torch.no_grad():
         torch_probs = torch.sigmoid(model({m: torch.from_numpy(v) for m, v in inputs.items()}))
-    onnx_probs = np.concatenate([
-        OnnxPredictor(out).predict({m: v[s : s + config.batch_size] for m, v in inputs.items()})
-        for s in range(0, len(check), config.batch_size)
-    ])
     gap_torch = gap_at_k(torch_probs.numpy(), labels)
-    gap_onnx = gap_at_k(onnx_probs, labels)
-    if abs(gap_onnx - gap_torch) >= GAP_TOLERANCE:
-        out.unlink(missing_ok=True)
-        raise Yt8mError(
-            f"{out}: GAP@20 {gap_onnx:.5f} with ONNX against {gap_torch:.5f} with "
-            f"PyTorch, a change of {GAP_TOLERANCE} or more; the export was removed"
-        )
+    gaps: dict[str, float] = {}
+
+    def same_gap(candidate: Path) -> None:
+        """GAP@20 of the finished file against PyTorch's, before it takes ``out``'s place."""
+        predictor = OnnxPredictor(candidate)
+        onnx_probs = np.concatenate([
+            predictor.predict({m: v[s : s + config.batch_size] for m, v in inputs.items()})
+            for s in range(0, len(check), config.batch_size)
+        ])
+        gaps["onnx"] = gap_onnx = gap_at_k(onnx_probs, labels)
+        if abs(gap_onnx - gap_torch) >= GAP_TOLERANCE:
+            raise Yt8mError(
+                f"{out}: GAP@20 {gap_onnx:.5f} with ONNX against {gap_torch:.5f} with "
+                f"PyTorch, a change of {GAP_TOLERANCE} or more; nothing was written"
+            )
+        # The summary of an earlier export goes before the new model takes its place, so
+        # that a kill between the two renames cannot leave it describing the new one.
+        out.with_suffix(".json").unlink(missing_ok=True)
+
+    report = export_onnx(model, store.dims, out, config.max_size_bytes, config.int8,
+                         check_inputs={m: v[:256] for m, v in inputs.items()},
+                         vocabulary=vocabulary, verify=same_gap)
+    gap_onnx = gaps["onnx"]
     summary = {**report.model_dump(), "fold": config.fold, "labels": config.labels,
                "check_videos": len(check),
                "check_videos_held_out": held_out,
                "check_gap_torch": gap_torch, "check_gap_onnx": gap_onnx}
-    out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
+    try:
+        write_text_atomic(out.with_suffix(".json"), json.dumps(summary, indent=2))
+    except OSError as err:
+        raise Yt8mError(f"{out.with_suffix('.json')}: the export's summary could not be "
+                        f"written ({err.strerror or err}); the model {out} is complete "
+                        "and checked") from None
     return summary

@@ -17,10 +17,9 @@ import contextlib
 import logging
 import os
 import shutil
-import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from torch import nn
 from yt8mkit.data.vocabulary import Vocabulary
 from yt8mkit.errors import Yt8mError
 from yt8mkit.export.metadata import add_metadata
+from yt8mkit.outputs import scratch_dir
 
 OPSET = 17
 OUTPUT = "probabilities"
@@ -161,12 +161,15 @@ def export_onnx(
     check_inputs: dict[str, np.ndarray] | None = None,
     opset: int = OPSET,
     vocabulary: Vocabulary | None = None,
+    verify: Callable[[Path], None] | None = None,
 ) -> ExportReport:
     """Write ``model`` (a video-level classifier over ``feature_dims``) to ``path``.
 
     Raises Yt8mError, leaving nothing at ``path``, when the file is over ``max_size_bytes``
     or, in float32, when ONNX Runtime and PyTorch disagree by more than 1e-4; int8 only
-    reports its difference and top-20 agreement.
+    reports its difference and top-20 agreement. ``verify(file)``, the caller's own check
+    of the finished file, runs before it is moved to ``path``: a file at ``path`` has
+    passed every check, whenever the process is killed.
     """
     began = time.perf_counter()
     out = Path(path)
@@ -174,7 +177,7 @@ def export_onnx(
     was_training = model.training
     model.eval()
     graph = ProbabilityGraph(model, list(feature_dims)).eval()
-    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    work = scratch_dir(out.parent, out.name)
     try:
         fp32 = work / "fp32.onnx"
         _export_fp32(graph, feature_dims, fp32, opset)
@@ -206,8 +209,13 @@ def export_onnx(
             fp32_size_bytes=fp32.stat().st_size if quantize_int8 else None,
             seconds=time.perf_counter() - began,
         )
+        if verify is not None:
+            verify(final)
         os.replace(final, out)
         return report
+    except OSError as err:  # a full disk, a file size limit: said plainly, nothing kept
+        raise Yt8mError(f"{out}: the model could not be written ({err.strerror or err}); "
+                        f"nothing was written (an earlier {out.name} is kept)") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
         model.train(was_training)

@@ -107,9 +107,9 @@ def _data(config: PipelineConfig, run_dir: Path, stages: _Stages, report: Report
         synth_dir = run_dir / "synth"
         if stages.done("synth") is None:
             report(f"stage synth: {data.synth.videos:,} videos, {data.synth.classes} classes")
-            if synth_dir.exists():  # a crash between generate and its marker
-                shutil.rmtree(synth_dir)
-            summary = generate(data.synth, synth_dir)
+            # overwrite: a dataset left by a crash between generate and its marker is
+            # replaced; anything else there is refused, never deleted.
+            summary = generate(data.synth, synth_dir, overwrite=True)
             stages.finish("synth", {"seconds": summary.seconds, "files": len(summary.files)})
         train = [str(synth_dir)]
         if data.synth.test_videos and test is None:
