@@ -243,6 +243,7 @@ class NumpySource:
             raise BadInputError(str(ids_path), "no ids file (one video id a line); give --ids")
         self.ids = _Lines(ids_path, options.rows_per_unit)
         n = self.ids.count
+        self._frame_layout(counts, n)
         self.labels: _Lines | None = None
         self.labels_kind: Literal["jsonl", "txt"] = "jsonl"
         labels_path = Path(options.labels_file) if options.labels_file else next(
@@ -255,7 +256,6 @@ class NumpySource:
             if self.labels.count != n:
                 raise BadInputError(str(labels_path), f"{self.labels.count:,} lines, but "
                                                       f"{ids_path} has {n:,} ids")
-        self._frame_layout(counts, n)
         self.dims = {m: int(a.shape[-1]) for m, a in self.arrays.items()}
         self.sequential = any(a.mapped is None for a in self.arrays.values()) or (
             self.counts is not None and self.counts.mapped is None)
