@@ -45,7 +45,7 @@ def _split(rng: np.random.Generator, n: int, classes: int, start: int,
         # clap carries weaker class signal than clip: the modalities differ, as real ones do.
         strength = 1.0 if name == "clip" else 0.5
         signal = np.stack([space[row].sum(axis=0) for row in labels]) * strength
-        video = _unit(signal + rng.normal(0, 1.0 / np.sqrt(dim) * 4, (n, dim)))
+        video = _unit(signal + rng.normal(0, 6.0 / np.sqrt(dim), (n, dim)))
         if not frames:
             values = pa.array(video.ravel())
             columns[name] = pa.FixedSizeListArray.from_arrays(values, dim)
