@@ -29,10 +29,11 @@ from typing import Literal, Protocol
 import numpy as np
 from pydantic import BaseModel, Field, field_validator
 
+from yt8mkit.data.fastparse import gather_features
 from yt8mkit.data.half import as_video_dtype
-from yt8mkit.data.ids import bad_ids
+from yt8mkit.data.ids import bad_ids, id_fault
 from yt8mkit.data.quantize import MAX_QUANTIZED, MIN_QUANTIZED, quantize
-from yt8mkit.data.shard import HALF_OVERFLOW, MAX_CLASSES, ShardChunk, pack_ids
+from yt8mkit.data.shard import MAX_CLASSES, ShardChunk, pack_ids
 from yt8mkit.data.store import StoreMeta, StoreWriter, is_store_dir
 from yt8mkit.data.vocabulary import Vocabulary, load_vocabulary
 from yt8mkit.errors import BadInputError
@@ -114,12 +115,20 @@ class Labels:
 
 
 @dataclass
+class PackedIds:
+    """Ids as ``ShardChunk`` packs them (none missing): a string column's own buffers."""
+
+    id_bytes: np.ndarray
+    id_offsets: np.ndarray
+
+
+@dataclass
 class RawRows:
     """The videos that start in one unit, before any check."""
 
     path: str
     rows: np.ndarray  # int64: the row of each video in its file (errors name it)
-    ids: list  # str or bytes; None where the file holds none
+    ids: list | PackedIds  # str or bytes, None where the file holds none; or packed
     labels: Labels | None  # None: no labels column, every video unlabelled
     # modality -> (videos, dim) video-level, or (frames, dim) with ``frame_counts``;
     # rows where ``faults`` holds a reader's fault may hold anything.
@@ -232,38 +241,74 @@ def _per_video(flags: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return out
 
 
-def _check_features(raw: RawRows, faults: _Faults, half: bool) -> None:
+def _cast_and_check(values: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, dim) features in the store's dtype, and whether each row is finite both as
+    given and after the cast (a float32 beyond float16's range becomes infinity): one C
+    pass without the GIL (``gather_features``, the TFRecord path's), not an isfinite, two
+    reductions and a cast, each a pass over a row group's features."""
+    values = np.ascontiguousarray(values, np.float32)
+    n, dim = values.shape
+    if n == 0:
+        return values.astype(dtype), np.ones(0, bool)
+    starts = np.arange(n, dtype=np.int64) * (4 * dim)
+    return gather_features(values.view(np.uint8).reshape(-1), starts, dim, dtype)
+
+
+def _check_features(raw: RawRows, faults: _Faults, dtype: str) -> dict[str, np.ndarray]:
+    """The faults of the features; for video-level rows, the features cast to ``dtype``."""
     frame_level = raw.frame_counts is not None
+    cast: dict[str, np.ndarray] = {}
     for name, values in raw.features.items():
-        what = f"frame feature '{name}'" if frame_level else f"feature '{name}'"
-        finite = np.isfinite(values).all(axis=1)
-        big = np.abs(np.where(np.isfinite(values), values, 0)).max(axis=1) if values.size \
-            else np.zeros(len(values))
         if frame_level:
+            what = f"frame feature '{name}'"
             counts = raw.frame_counts
+            finite = np.isfinite(values).all(axis=1)
+            # Reductions, not |values| (a copy of the frames): a row with NaN gets NaN
+            # here, which compares False, and is a fault of its own already.
+            big = np.maximum(values.max(axis=1), -values.min(axis=1)) if values.size \
+                else np.zeros(len(values), values.dtype)
             faults.add(_per_video(~finite, counts), lambda v, w=what: f"{w} holds NaN or Inf")
             faults.add(_per_video(big > MAX_QUANTIZED, counts),
                        lambda v, w=what: f"{w} holds values beyond [{MIN_QUANTIZED:g}, "
                                          f"{MAX_QUANTIZED:g}], the range of the store's 8-bit "
                                          f"frames (as YouTube-8M's); scale the embeddings")
-        else:
-            faults.add(~finite, lambda v, w=what: f"{w} holds NaN or Inf")
-            if half:
-                faults.add(big >= HALF_OVERFLOW,
-                           lambda v, w=what, b=big: f"{w} holds {b[v]:g}, beyond float16's "
-                           f"range (65504) of the store; ingest with --float32 to keep it")
+            continue
+        what = f"feature '{name}'"
+        cast[name], finite = _cast_and_check(values, dtype)
+        bad = np.flatnonzero(~finite)
+        if bad.size:  # told apart only for the few rows at fault
+            given = np.asarray(values[bad], np.float32)
+            nan = ~np.isfinite(given).all(axis=1)
+            big = np.abs(np.where(np.isfinite(given), given, 0)).max(axis=1)
+            rows = np.zeros(len(values), bool)
+            rows[bad[nan]] = True
+            faults.add(rows, lambda v, w=what: f"{w} holds NaN or Inf")
+            rows[:] = False
+            rows[bad[~nan]] = True
+            where = {int(r): float(b) for r, b in zip(bad, big)}
+            faults.add(rows, lambda v, w=what, b=where: f"{w} holds {b[v]:g}, beyond "
+                       f"float16's range (65504) of the store; ingest with --float32 to keep it")
     if frame_level:
         faults.add(raw.frame_counts == 0, lambda v: "video has no frames")
+    return cast
 
 
 def _check_ids(raw: RawRows, faults: _Faults) -> tuple[np.ndarray, np.ndarray]:
-    ids = [b"" if i is None else (i if isinstance(i, bytes) else str(i).encode()) for i in raw.ids]
-    id_bytes, id_offsets = pack_ids(ids)
-    missing = np.array([i is None for i in raw.ids], bool)
-    faults.add(missing, lambda v: "video id is missing (null)")
-    from yt8mkit.data.ids import id_fault
+    if isinstance(raw.ids, PackedIds):
+        id_bytes, id_offsets = raw.ids.id_bytes, raw.ids.id_offsets
 
-    faults.add(bad_ids(id_bytes, id_offsets), lambda v: id_fault(ids[v]) or "bad video id")
+        def text(v: int) -> bytes:
+            return id_bytes[id_offsets[v]:id_offsets[v + 1]].tobytes()
+    else:
+        ids = [b"" if i is None else (i if isinstance(i, bytes) else str(i).encode())
+               for i in raw.ids]
+        id_bytes, id_offsets = pack_ids(ids)
+        faults.add(np.array([i is None for i in raw.ids], bool),
+                   lambda v: "video id is missing (null)")
+
+        def text(v: int) -> bytes:
+            return ids[v]
+    faults.add(bad_ids(id_bytes, id_offsets), lambda v: id_fault(text(v)) or "bad video id")
     return id_bytes, id_offsets
 
 
@@ -327,8 +372,7 @@ def to_chunk(raw: RawRows, options: EmbeddingOptions, vocabulary: Vocabulary | N
     raises BadRowError naming the earliest bad row, or with --skip-corrupt skips it."""
     n = raw.num_videos
     faults = _Faults(raw.faults)
-    half = options.video_dtype == "float16"
-    _check_features(raw, faults, half)
+    cast = _check_features(raw, faults, options.video_dtype)
     id_bytes, id_offsets = _check_ids(raw, faults)
     label_ids = np.zeros(0, np.int64)
     if raw.labels is not None:
@@ -342,12 +386,12 @@ def to_chunk(raw: RawRows, options: EmbeddingOptions, vocabulary: Vocabulary | N
         for video in sorted(faults.what):
             skipped.append(BadRowError(raw.path, faults.what[video], int(raw.rows[video])))
             keep[video] = False
-    return _assemble(raw, keep, id_bytes, id_offsets, label_ids, options, skipped)
+    return _assemble(raw, keep, id_bytes, id_offsets, label_ids, options, skipped, cast)
 
 
 def _assemble(raw: RawRows, keep: np.ndarray, id_bytes: np.ndarray, id_offsets: np.ndarray,
               label_ids: np.ndarray, options: EmbeddingOptions,
-              skipped: list[BadInputError]) -> ShardChunk:
+              skipped: list[BadInputError], cast: dict[str, np.ndarray]) -> ShardChunk:
     all_kept = bool(keep.all())
     if not all_kept:
         ids = [id_bytes[id_offsets[i]:id_offsets[i + 1]].tobytes() for i in np.flatnonzero(keep)]
@@ -371,9 +415,7 @@ def _assemble(raw: RawRows, keep: np.ndarray, id_bytes: np.ndarray, id_offsets: 
         identity=raw.identity,  # type: ignore[arg-type]
     )
     if raw.frame_counts is None:
-        chunk.video = {m: as_video_dtype(np.ascontiguousarray(v[keep], np.float32),
-                                         options.video_dtype)
-                       for m, v in raw.features.items()}
+        chunk.video = {m: v if all_kept else v[keep] for m, v in cast.items()}
         return chunk
     counts = raw.frame_counts
     frame_keep = np.repeat(keep, counts)
@@ -461,7 +503,8 @@ def ingest_embeddings(
 def _in_order(work: Callable[[Unit], ShardChunk], units: Sequence[Unit],
               workers: int) -> Iterator[ShardChunk]:
     """``work`` of each unit, in order, on up to ``workers`` threads (pyarrow and numpy
-    release the GIL), at most ``2 * workers`` units decoded or waiting at a time."""
+    release the GIL), at most ``workers + 1`` units decoded or waiting at a time: a unit
+    can be a large row group, so fewer than TFRecord ingest's ``2 * workers``."""
     if workers <= 1 or len(units) <= 1:
         for unit in units:
             yield work(unit)
@@ -471,7 +514,7 @@ def _in_order(work: Callable[[Unit], ShardChunk], units: Sequence[Unit],
         queue = iter(units)
         for unit in queue:
             pending.append(pool.submit(work, unit))
-            if len(pending) >= 2 * workers:
+            if len(pending) > workers:
                 break
         try:
             while pending:

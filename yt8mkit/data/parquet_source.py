@@ -35,6 +35,7 @@ from yt8mkit.data.embeddings import (
     PARQUET_SUFFIXES,
     EmbeddingOptions,
     Labels,
+    PackedIds,
     RawRows,
     Unit,
     UnitIdentity,
@@ -70,6 +71,12 @@ def find_parquet_files(sources: Sequence[str | os.PathLike[str]]) -> list[str]:
     if len(set(resolved_paths(files))) != len(files):
         raise BadInputError(", ".join(files), "a file is given more than once")
     return files
+
+
+def _one(column: pa.ChunkedArray) -> pa.Array:
+    """The column as one array: its chunk where it has one (``combine_chunks`` copies
+    even then: a row group's features, for nothing)."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def _is_list(t: pa.DataType) -> bool:
@@ -117,7 +124,18 @@ def _matrix(arr: pa.Array, width: int, what: str) -> tuple[np.ndarray, dict[int,
     return out, faults
 
 
-def _ids(col: pa.Array) -> list:
+def _ids(col: pa.Array) -> list | PackedIds:
+    if not col.null_count and (pa.types.is_string(col.type) or pa.types.is_binary(col.type)
+                               or pa.types.is_large_string(col.type)
+                               or pa.types.is_large_binary(col.type)):
+        # The column's offsets and bytes are the packed ids already: no Python object each.
+        _, offsets_buffer, data = col.buffers()
+        width = np.int64 if pa.types.is_large_string(col.type) or pa.types.is_large_binary(
+            col.type) else np.int32
+        offsets = np.frombuffer(offsets_buffer, width)[col.offset: col.offset + len(col) + 1]
+        blob = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+        return PackedIds(blob[offsets[0]:offsets[-1]].copy(),
+                         (offsets - offsets[0]).astype(np.int64))
     if pa.types.is_integer(col.type):
         return [None if v is None else str(v) for v in col.to_pylist()]
     return col.to_pylist()
@@ -272,7 +290,7 @@ class ParquetSource:
             for file in self.files:
                 pf = pq.ParquetFile(file)
                 for g in range(pf.metadata.num_row_groups):
-                    col = pf.read_row_group(g, columns=[m]).column(0).combine_chunks()
+                    col = _one(pf.read_row_group(g, columns=[m]).column(0))
                     if self.layout == "nested":
                         col = col.flatten()
                     lengths, null, _ = _lists(col)
@@ -316,7 +334,7 @@ class ParquetSource:
 
     def _read_videos(self, table: pa.Table, first_row: int, path: str) -> RawRows:
         o = self.options
-        cols = {name: table.column(name).combine_chunks() for name in table.column_names}
+        cols = {name: _one(table.column(name)) for name in table.column_names}
         n = table.num_rows
         labels, faults = _labels(cols.get(self.labels_column or ""), o.labels_column)
         features: dict[str, np.ndarray] = {}
@@ -357,20 +375,20 @@ class ParquetSource:
         columns = self._columns()
         table = pf.read_row_group(group, columns=columns)
         previous = _last_id_before(pf, group, id_name)
-        skip = _leading_run(table.column(id_name).combine_chunks(), previous)
+        skip = _leading_run(_one(table.column(id_name)), previous)
         table = table.slice(skip)
         pieces = [table]
         if table.num_rows:
             last = table.column(id_name)[-1].as_py()
             for g in range(group + 1, pf.metadata.num_row_groups):
                 following = pf.read_row_group(g, columns=columns)
-                run = _leading_run(following.column(id_name).combine_chunks(), last)
+                run = _leading_run(_one(following.column(id_name)), last)
                 pieces.append(following.slice(0, run))
                 if run < following.num_rows:
                     break
-        table = pa.concat_tables(pieces).combine_chunks()
+        table = pa.concat_tables(pieces)
         first_row = int(self._row_starts[file][group]) + skip
-        cols = {name: table.column(name).combine_chunks() for name in table.column_names}
+        cols = {name: _one(table.column(name)) for name in table.column_names}
         ids = cols[id_name]
         n = len(ids)
         change = np.ones(max(n - 1, 0), bool)
