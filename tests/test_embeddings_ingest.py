@@ -462,3 +462,31 @@ def test_sigkill_mid_write_then_resume_equals_a_clean_ingest(tmp_path: Path) -> 
     assert partial_path(out).is_dir()
     ingest_embeddings([path], out, _options(level="frame"))
     assert _arrays(out) == _arrays(tmp_path / "clean")
+
+
+def test_a_second_writer_is_refused_and_out_may_not_hold_the_input(tmp_path: Path) -> None:
+    from yt8mkit.locks import LockedError, store_lock_file
+    from yt8mkit.outputs import OutputError
+
+    path = _write(_video_table(_video_data()), tmp_path / "in" / "v.parquet")
+    out = tmp_path / "s"
+    code = ("import time; from pathlib import Path; from yt8mkit.locks import acquire;"
+            f"acquire(Path({str(store_lock_file(out))!r}), 'test'); print('held', flush=True);"
+            "time.sleep(60)")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("YT8M_HELD_LOCKS", None)
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, env=env,
+                              start_new_session=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"held"
+        with pytest.raises(LockedError, match=f"in use by pid {holder.pid}"):
+            ingest_embeddings([path], out, _options())
+        _assert_no_output(out)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert ingest_embeddings([path], out, _options()).num_videos == 60  # lock taken over
+    for bad in (tmp_path / "in", tmp_path):  # the input's folder, or a folder above it
+        with pytest.raises(OutputError, match="holds the input"):
+            ingest_embeddings([path], bad, _options())
+    assert path.is_file()

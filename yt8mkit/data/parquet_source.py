@@ -161,9 +161,14 @@ def _labels(col: pa.Array | None, what: str) -> tuple[Labels | None, dict[int, s
     return Labels(offsets, array, ~null), faults
 
 
-def _identity(path: str) -> dict:
+def _identity(path: str, cache: dict[str, tuple[tuple[int, int], dict]]) -> dict:
     """Size, mtime and a CRC of the footer (row groups' sizes, offsets, statistics):
-    what a resume checks before trusting what it appended from this file."""
+    what a resume checks before trusting what it appended from this file. The footer is
+    read again only when the size or mtime changed (a unit a row group: thousands)."""
+    stat = os.stat(path)
+    known = cache.get(path)
+    if known is not None and known[0] == (stat.st_size, stat.st_mtime_ns):
+        return known[1]
     with open(path, "rb") as f:
         stat = os.fstat(f.fileno())
         f.seek(max(stat.st_size - 8, 0))
@@ -171,8 +176,10 @@ def _identity(path: str) -> dict:
         length = int.from_bytes(tail[:4], "little") if len(tail) == 8 else 0
         f.seek(max(stat.st_size - 8 - length, 0))
         footer = f.read(length + 8)
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-            "footer_crc32c": google_crc32c.value(footer)}
+    identity = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                "footer_crc32c": google_crc32c.value(footer)}
+    cache[path] = ((stat.st_size, stat.st_mtime_ns), identity)
+    return identity
 
 
 class ParquetSource:
@@ -189,6 +196,7 @@ class ParquetSource:
         self._row_starts: list[np.ndarray] = []  # first row of each row group, a file
         self._units: list[Unit] = []
         self._where: list[tuple[int, int]] = []  # unit -> (file, row group)
+        self._identities: dict[str, tuple[tuple[int, int], dict]] = {}
         schema = None
         for i, file in enumerate(self.files):
             meta = self._metadata(file)
@@ -313,7 +321,7 @@ class ParquetSource:
 
     def identity(self, unit: Unit) -> UnitIdentity:
         file, group = self._where[unit.index]
-        return UnitIdentity({**_identity(self.paths[file]), "row_group": group})
+        return UnitIdentity({**_identity(self.paths[file], self._identities), "row_group": group})
 
     def _columns(self) -> list[str]:
         return [self.options.id_column, *([self.labels_column] if self.labels_column else []),
