@@ -83,6 +83,14 @@ def test_parquet_video_level_store_holds_every_row(tmp_path: Path) -> None:
         assert store.labels_of(i).tolist() == (labels or [])
         assert bool(store.labelled[i]) == (labels is not None)
     assert store.num_classes == max(max(x) for x in d["labels"] if x) + 1
+    # Labels that are all empty lists (pyarrow types them list<null>); no labels column.
+    for labels, labelled in ((pa.array([[]] * 60), True), (None, False)):
+        table = _video_table(d).drop_columns(["labels"])
+        if labels is not None:
+            table = table.append_column("labels", labels)
+        other = _write(table, tmp_path / f"l{labelled}.parquet")
+        meta = ingest_embeddings([other], tmp_path / f"s{labelled}", _options(num_classes=3))
+        assert meta.num_labels == 0 and meta.num_unlabelled == (0 if labelled else 60)
     # float16 by default, as for TFRecords; one store whatever the threads
     ingest_embeddings([path], tmp_path / "h", _options(workers=1))
     np.testing.assert_array_equal(Store(tmp_path / "h").video_features("clip"),
@@ -323,7 +331,8 @@ def test_frame_values_beyond_the_8_bit_range_are_refused(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("case", ["no_id", "ints_column", "missing_modality", "mixed_layouts",
-                                  "bad_name", "ids_count", "labels_count", "not_parquet"])
+                                  "bad_name", "reserved_name", "no_labels_column", "ids_count",
+                                  "labels_count", "not_parquet"])
 def test_inputs_that_cannot_be_read_are_named(tmp_path: Path, case: str) -> None:
     d = _video_data(10)
     table = _video_table(d)
@@ -354,6 +363,12 @@ def test_inputs_that_cannot_be_read_are_named(tmp_path: Path, case: str) -> None
         elif case == "mixed_layouts":
             table = table.append_column("frames", pa.array([[[0.5]]] * 10))
             message = "one layout for all"
+        elif case == "reserved_name":
+            table = table.rename_columns(["id", "clip", "frame_mask", "labels"])
+            message = "modality name 'frame_mask' is reserved"
+        elif case == "no_labels_column":
+            options["labels_column"] = "tags"
+            message = "no labels column 'tags'"
         else:
             table = table.rename_columns(["id", "clip", "mean/x", "labels"])
             message = "modality name 'mean/x'"

@@ -38,9 +38,9 @@ def ingest(
     folds: Annotated[int, typer.Option(help="Folds to assign after ingest (0: none).")] = 5,
     seed: Annotated[int, typer.Option(help="Seed of the fold assignment.")] = 0,
     id_column: Annotated[str, typer.Option(help="Parquet: the id column.")] = "id",
-    labels_column: Annotated[str, typer.Option(
-        help="Parquet: the labels column (lists of ints or names; absent: unlabelled).")
-    ] = "labels",
+    labels_column: Annotated[str | None, typer.Option(
+        help="Parquet: the labels column, lists of ints or names (default: 'labels' where "
+             "there is one, else the videos are unlabelled).")] = None,
     modalities: Annotated[str | None, typer.Option(
         help="Parquet/NumPy: feature columns or arrays, comma-separated (default: all).")
     ] = None,

@@ -65,7 +65,9 @@ class EmbeddingOptions(BaseModel):
     skip_corrupt: bool = False
     resume: bool = True
     id_column: str = "id"
-    labels_column: str = "labels"
+    # None: a column named "labels" where there is one (else the videos are unlabelled);
+    # a name given must be there.
+    labels_column: str | None = None
     # None: every list column of the Parquet file but the id and labels (every array of
     # the NumPy folder), in the file's order.
     modalities: list[str] | None = None
@@ -89,7 +91,13 @@ class EmbeddingOptions(BaseModel):
         return value
 
 
+# Keys that a batch of features holds beside the modalities.
+RESERVED_NAMES = ("frame_mask", "frame_counts")
+
+
 def check_modality_name(name: str, where: str) -> None:
+    if name in RESERVED_NAMES:
+        raise BadInputError(where, f"modality name {name!r} is reserved; rename the column")
     if not _MODALITY_NAME.match(name):
         raise BadInputError(where, f"modality name {name!r} must be a letter followed by "
                                    f"letters, digits or '_' (it names files and model inputs)")

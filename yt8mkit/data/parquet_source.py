@@ -233,10 +233,16 @@ class ParquetSource:
                 or pa.types.is_integer(id_type)):
             raise BadInputError(file, f"id column {o.id_column!r} is {id_type}: it must hold "
                                       f"strings, bytes or integers")
-        self.labels_column = o.labels_column if o.labels_column in names else None
+        if o.labels_column is not None and o.labels_column not in names:
+            raise BadInputError(file, f"no labels column {o.labels_column!r} (columns: "
+                                      f"{names})")
+        wanted = o.labels_column or "labels"
+        self.labels_column = wanted if wanted in names else None
         if self.labels_column is not None:
             t = schema.field(self.labels_column).type
+            # list<null>: pyarrow's type of lists that are all empty
             if not (_is_list(t) and (pa.types.is_integer(t.value_type)
+                                     or pa.types.is_null(t.value_type)
                                      or pa.types.is_string(t.value_type)
                                      or pa.types.is_large_string(t.value_type))):
                 raise BadInputError(file, f"labels column {self.labels_column!r} is {t}: it "
@@ -344,7 +350,7 @@ class ParquetSource:
         o = self.options
         cols = {name: _one(table.column(name)) for name in table.column_names}
         n = table.num_rows
-        labels, faults = _labels(cols.get(self.labels_column or ""), o.labels_column)
+        labels, faults = _labels(cols.get(self.labels_column or ""), self.labels_column or "")
         features: dict[str, np.ndarray] = {}
         counts = None
         mismatch = np.zeros(n, bool)
