@@ -336,7 +336,7 @@ class ParquetSource:
     def read(self, unit: Unit) -> RawRows:
         file, group = self._where[unit.index]
         identity = self.identity(unit)
-        pf = pq.ParquetFile(self.files[file], memory_map=True)
+        pf = pq.ParquetFile(self.files[file])  # read into memory: a map would grow the RSS
         first_row = int(self._row_starts[file][group])
         if self.layout == "rows":
             raw = self._read_frame_rows(pf, file, group)
