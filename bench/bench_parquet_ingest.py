@@ -102,12 +102,22 @@ def _stream_with_pyarrow(path: str) -> int:
     return rows
 
 
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+TRACE: list[float] = []  # the process's RSS after each unit ours appended
+
+
 def _ingest_ours(path: str, workers: int) -> int:
     from yt8mkit.data.embeddings import EmbeddingOptions, ingest_embeddings
 
+    TRACE.clear()
     with tempfile.TemporaryDirectory(prefix="bench_parquet_") as folder:
         meta = ingest_embeddings([path], Path(folder) / "store",
-                                 EmbeddingOptions(workers=workers))
+                                 EmbeddingOptions(workers=workers),
+                                 progress=lambda *_: TRACE.append(_rss_mb()))
         return meta.num_videos
 
 
@@ -124,6 +134,7 @@ def child(kind: str, path: str, workers: int) -> None:
     pa.set_io_thread_count(workers)
     if kind == "ours":
         import yt8mkit.data.embeddings
+        import yt8mkit.data.ingest  # what ingest_embeddings imports on its first call
         import yt8mkit.data.parquet_source  # noqa: F401
     read = {"table": _read_with_pyarrow, "groups": _stream_with_pyarrow,
             "ours": lambda p: _ingest_ours(p, workers)}[kind]
@@ -134,8 +145,14 @@ def child(kind: str, path: str, workers: int) -> None:
         seconds.append(time.perf_counter() - start)
         if i == 0:
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
-    print(json.dumps({"seconds": seconds[0], "warm_seconds": seconds[1], "videos": videos,
-                      "peak_rss_mb": peak}))
+            trace = list(TRACE)
+    report = {"seconds": seconds[0], "warm_seconds": seconds[1], "videos": videos,
+              "peak_rss_mb": peak}
+    if trace:  # bounded memory: the second half of the file takes no more than the first
+        half = len(trace) // 2
+        report["rss_mb_max_first_half"] = max(trace[:half] or trace)
+        report["rss_mb_max_second_half"] = max(trace[half:])
+    print(json.dumps(report))
 
 
 def run(kind: str, path: Path, workers: int) -> dict:
@@ -183,6 +200,10 @@ def main() -> None:
         "ratio_ours_over_read_table": ratio,
         "ratio_ours_over_read_table_warm": warm["ours"] / warm[base],
         "ratio_ours_over_row_groups": med["ours"] / med["pyarrow row groups"],
+        # RSS after each unit, its largest value in the first and in the second half of the
+        # file, over every run: equal where memory does not grow with the input
+        "ours_rss_mb_max_halves": [max(r["rss_mb_max_first_half"] for r in runs["ours"]),
+                                   max(r["rss_mb_max_second_half"] for r in runs["ours"])],
         "runs": runs,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "pyarrow": __import__("pyarrow").__version__},
@@ -194,7 +215,10 @@ def main() -> None:
                   f"{args.workers} threads, median of {args.repeats} fresh processes: ours / "
                   f"pq.read_table = **{ratio:.2f}x** the time (warm, a second read in the "
                   f"same process: {warm['ours'] / warm[base]:.2f}x; ours / pyarrow's row "
-                  f"groups: {med['ours'] / med['pyarrow row groups']:.2f}x)"]
+                  f"groups: {med['ours'] / med['pyarrow row groups']:.2f}x); ours' RSS after "
+                  f"each unit, largest in the file's first half / second half: "
+                  f"{report['ours_rss_mb_max_halves'][0]:.0f} / "
+                  f"{report['ours_rss_mb_max_halves'][1]:.0f} MB"]
     write_results(args.name, report,
                   ["reader", "seconds", "videos/s", "warm seconds", "peak RSS MB"], rows, footer)
 
