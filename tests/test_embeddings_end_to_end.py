@@ -159,3 +159,14 @@ def test_the_readme_worked_example_runs_as_written(tmp_path: Path,
     gap = float(re.search(r"GAP@20\D+([0-9.]+)", outputs[-1]).group(1))  # type: ignore[union-attr]
     # The labels are learnt (names mapped, rows aligned): 0.842 measured, 0.094 by chance.
     assert gap > 0.7, outputs[-1]
+
+
+def test_the_generator_writes_frames_that_ingest_reads(tmp_path: Path) -> None:
+    paths = synth_embeddings.write_example(tmp_path / "emb", videos=40, test_videos=8,
+                                           classes=5, clip_dim=16, clap_dim=8, frames=True)
+    meta = ingest_embeddings([paths["train"]], tmp_path / "s", EmbeddingOptions(
+        vocabulary=str(paths["vocabulary"])))
+    store = Store(tmp_path / "s")
+    assert meta.level == "frame" and store.dims == {"clip": 16, "clap": 8}
+    assert store.frame_counts().min() >= 4 and store.frame_counts().max() <= 12
+    assert store.num_classes == 5 and store.labels_indices.max() < 5

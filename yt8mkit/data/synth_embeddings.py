@@ -40,6 +40,7 @@ def _split(rng: np.random.Generator, n: int, classes: int, start: int,
         "labels": pa.array([[NAMES[c] if c < len(NAMES) else f"Topic {c}" for c in row]
                             for row in labels], pa.list_(pa.string())),
     }
+    counts = rng.integers(4, 13, n) if frames else None  # frames a video, every modality
     for name, space in directions.items():
         dim = space.shape[1]
         # clap carries weaker class signal than clip: the modalities differ, as real ones do.
@@ -50,7 +51,6 @@ def _split(rng: np.random.Generator, n: int, classes: int, start: int,
             values = pa.array(video.ravel())
             columns[name] = pa.FixedSizeListArray.from_arrays(values, dim)
             continue
-        counts = rng.integers(4, 13, n)
         frame_values = _unit(np.repeat(video, counts, axis=0)
                              + rng.normal(0, 0.5 / np.sqrt(dim), (int(counts.sum()), dim)))
         inner = pa.FixedSizeListArray.from_arrays(pa.array(frame_values.ravel()), dim)
