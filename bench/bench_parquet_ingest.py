@@ -177,6 +177,7 @@ def main() -> None:
         child(args.child[0], args.child[1], args.workers)
         return
     dims = [int(d) for d in args.dims.split(",")]
+    load_before = os.getloadavg()  # other work on the machine slows every reader
     with tempfile.TemporaryDirectory(prefix="bench_parquet_file_") as folder:
         path = Path(folder) / "embeddings.parquet"
         write_file(path, args.videos, dims, args.rows_per_group)
@@ -205,6 +206,7 @@ def main() -> None:
         "ours_rss_mb_max_halves": [max(r["rss_mb_max_first_half"] for r in runs["ours"]),
                                    max(r["rss_mb_max_second_half"] for r in runs["ours"])],
         "runs": runs,
+        "load_average_before_after": [load_before, os.getloadavg()],
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "pyarrow": __import__("pyarrow").__version__},
     }

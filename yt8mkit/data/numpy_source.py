@@ -280,6 +280,9 @@ class NumpySource:
                 raise BadInputError(self.where, "--level video, but the arrays hold frames")
             self.level: Literal["video", "frame"] = "frame"
         else:
+            if level == "frame":
+                raise BadInputError(self.where, "--level frame, but there is no "
+                                                "frame_counts.npy and the arrays are 2-D")
             self.level = "video"
         if counts is not None:
             if self.three_d:
