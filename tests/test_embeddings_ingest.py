@@ -505,3 +505,25 @@ def test_a_second_writer_is_refused_and_out_may_not_hold_the_input(tmp_path: Pat
         with pytest.raises(OutputError, match="holds the input"):
             ingest_embeddings([path], bad, _options())
     assert path.is_file()
+
+
+def test_the_ingest_command_reads_parquet_and_names_a_bad_row(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from yt8mkit.cli.main import app
+
+    runner = CliRunner()
+    d = _video_data()
+    good = _write(_video_table(d), tmp_path / "good.parquet")
+    result = runner.invoke(app, ["ingest", str(good), "--out", str(tmp_path / "s"),
+                                 "--modalities", "clip", "--float32", "--folds", "2"])
+    assert result.exit_code == 0, result.output
+    store = Store(tmp_path / "s")
+    assert store.dims == {"clip": 8} and store.meta.video_dtype == "float32"
+    assert sorted(set(store.folds().tolist())) == [0, 1]
+    table, row, what, _ = _spoil("nan", d)
+    bad = _write(table, tmp_path / "bad.parquet")
+    result = runner.invoke(app, ["ingest", str(bad), "--out", str(tmp_path / "t")])
+    assert result.exit_code == 2 and f"row {row}: {what}" in result.output
+    assert "Traceback" not in result.output
+    _assert_no_output(tmp_path / "t")
