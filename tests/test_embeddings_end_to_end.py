@@ -157,7 +157,7 @@ def test_the_readme_worked_example_runs_as_written(tmp_path: Path,
     train = Store(tmp_path / "emb" / "train")
     assert train.dims == {"clip": 512, "clap": 128} and train.num_classes == 20
     gap = float(re.search(r"GAP@20\D+([0-9.]+)", outputs[-1]).group(1))  # type: ignore[union-attr]
-    # The labels are learnt (names mapped, rows aligned): 0.842 measured, 0.094 by chance.
+    # The labels are learnt (names mapped, rows aligned): 0.856 measured, 0.094 by chance.
     assert gap > 0.7, outputs[-1]
 
 
