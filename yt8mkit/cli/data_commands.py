@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
@@ -14,6 +14,10 @@ from yt8mkit.cli.app import app, fail
 from yt8mkit.cli.names import VocabularyOption
 from yt8mkit.cli.progress import console, progress_bar
 from yt8mkit.errors import Yt8mError
+
+if TYPE_CHECKING:
+    from yt8mkit.data.embeddings import EmbeddingOptions
+    from yt8mkit.data.store import StoreMeta
 
 
 @app.command()
@@ -33,8 +37,29 @@ def ingest(
     ] = False,
     folds: Annotated[int, typer.Option(help="Folds to assign after ingest (0: none).")] = 5,
     seed: Annotated[int, typer.Option(help="Seed of the fold assignment.")] = 0,
+    id_column: Annotated[str, typer.Option(help="Parquet: the id column.")] = "id",
+    labels_column: Annotated[str | None, typer.Option(
+        help="Parquet: the labels column, lists of ints or names (default: 'labels' where "
+             "there is one, else the videos are unlabelled).")] = None,
+    modalities: Annotated[str | None, typer.Option(
+        help="Parquet/NumPy: feature columns or arrays, comma-separated (default: all).")
+    ] = None,
+    level: Annotated[str, typer.Option(
+        help="Parquet: auto, video, or frame (flat lists: one row a frame).")] = "auto",
+    vocabulary: Annotated[Path | None, typer.Option(
+        help="Parquet/NumPy: vocabulary CSV (Index, Name) that label names map through.")
+    ] = None,
+    ids: Annotated[Path | None, typer.Option(
+        help="NumPy: ids file, one a line (default ids.txt beside the arrays).")] = None,
+    labels: Annotated[Path | None, typer.Option(
+        help="NumPy: labels file, labels.jsonl (a JSON list a line) or labels.txt "
+             "(integers a line); default: one of those beside the arrays.")] = None,
 ) -> None:
-    """Ingest TFRecord shards into a memory-mapped store (resumes an interrupted ingest)."""
+    """Ingest TFRecord shards, Parquet or NumPy embeddings into a memory-mapped store
+    (resumes an interrupted ingest)."""
+    from pydantic import ValidationError
+
+    from yt8mkit.data.embeddings import detect_format
     from yt8mkit.data.folds import write_folds
     from yt8mkit.data.ingest import IngestConfig
     from yt8mkit.data.ingest import ingest as run_ingest
@@ -49,6 +74,25 @@ def ingest(
         video_dtype="float32" if float32 else "float16",
     )
     try:
+        if detect_format(sources) != "tfrecord":
+            from yt8mkit.data.embeddings import EmbeddingOptions
+
+            options = EmbeddingOptions(
+                workers=workers, num_classes=num_classes, video_dtype=config.video_dtype,
+                skip_corrupt=skip_corrupt, id_column=id_column, labels_column=labels_column,
+                level=level, vocabulary=None if vocabulary is None else str(vocabulary),
+                modalities=None if modalities is None else [
+                    m.strip() for m in modalities.split(",") if m.strip()],
+                ids_file=None if ids is None else str(ids),
+                labels_file=None if labels is None else str(labels))
+            meta = _ingest_embeddings(sources, out, options)
+            if folds:
+                write_folds(Store(out), folds, seed)
+            console.print(
+                f"wrote {out}: {meta.num_videos:,} videos, {meta.num_classes:,} classes, "
+                f"{meta.level}-level ({', '.join(f'{k}={v}' for k, v in meta.dims.items())}), "
+                f"{len(meta.skipped)} rows skipped", markup=False)
+            return
         files = resolve_sources(sources)
         with progress_bar() as bar:
             task = bar.add_task("ingest", total=len(files), status="")
@@ -62,12 +106,30 @@ def ingest(
             meta = run_ingest(sources, out, config, progress=advance)
         if folds:
             write_folds(Store(out), folds, seed)
-    except Yt8mError as err:
+    except (Yt8mError, ValidationError) as err:
         raise fail(err) from None
     console.print(
         f"wrote {out}: {meta.num_videos:,} videos, {meta.num_classes:,} classes, "
         f"{meta.level}-level, {len(meta.skipped)} records skipped"
     )
+
+
+def _ingest_embeddings(sources: list[str], out: Path, options: EmbeddingOptions
+                       ) -> StoreMeta:
+    """Parquet or NumPy inputs (yt8mkit/data/embeddings.py), with a progress bar."""
+    from yt8mkit.data.embeddings import ingest_embeddings
+
+    with progress_bar() as bar:
+        task = bar.add_task("ingest", total=None, status="")
+        videos = 0
+
+        def advance(path: str, n: int, done: int) -> None:
+            nonlocal videos
+            videos += n
+            bar.update(task, completed=done, status=f"{videos:,} videos")
+
+        return ingest_embeddings(sources, out, options, progress=advance,
+                                 on_units=lambda n: bar.update(task, total=n))
 
 
 @app.command()

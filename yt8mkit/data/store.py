@@ -626,7 +626,8 @@ class StoreWriter:
             num_labels=self.num_labels,
             num_unlabelled=self.num_unlabelled,
             num_frames=self.num_frames,
-            sources=self.sources,
+            # Each file once: a Parquet or NumPy input is journalled in several units.
+            sources=list(dict.fromkeys(self.sources)),
             skipped=self.skipped,
         )
         # meta.json before the journal goes: the partial folder always holds one of them.
