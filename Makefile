@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT ?= runs/demo
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint typecheck bench clean
 
 $(STAMP): pyproject.toml $(wildcard yt8mkit/*/native_*.[ch])
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,12 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check yt8mkit tests $(wildcard bench)
 
-test: $(STAMP) lint
+# The layer contract (pyproject.toml, [tool.importlinter]) and the type checker.
+typecheck: $(STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+test: $(STAMP) lint typecheck
 	$(BIN)/python -m pytest -q -n 2 tests
 
 clean:

@@ -22,9 +22,9 @@ import torch
 from results_table import write_results
 
 from yt8mkit.data.folds import folds_info, write_folds
-from yt8mkit.data.sources import open_or_ingest
+from yt8mkit.data.ingest import open_or_ingest
+from yt8mkit.data.predictions import Predictions
 from yt8mkit.pipeline.config import PipelineConfig
-from yt8mkit.train.predictions import Predictions
 from yt8mkit.train.run import prediction_gap
 from yt8mkit.zoo.config import ZooConfig
 from yt8mkit.zoo.runner import run_zoo

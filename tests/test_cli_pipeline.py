@@ -13,11 +13,11 @@ import yaml
 from typer.testing import CliRunner
 
 from yt8mkit.cli.main import app
+from yt8mkit.data.predictions import Predictions
 from yt8mkit.data.store import Store
 from yt8mkit.export import OnnxPredictor
 from yt8mkit.pipeline.config import PipelineConfig, demo_config
 from yt8mkit.pipeline.run import run_pipeline
-from yt8mkit.train.predictions import Predictions
 
 runner = CliRunner()
 TINY_MODEL = {

@@ -12,13 +12,13 @@ import pytest
 
 from yt8mkit.data.folds import write_folds
 from yt8mkit.data.ingest import IngestConfig, ingest
+from yt8mkit.data.predictions import Predictions, PredictionsWriter
 from yt8mkit.data.store import Store
 from yt8mkit.data.synth import SynthConfig, generate
 from yt8mkit.ensemble import StackConfig, run_stack
 from yt8mkit.ensemble.candidates import candidate_labels, expand_rows
 from yt8mkit.ensemble.features import FeatureLayout, build_block, top_k_from_candidates
 from yt8mkit.errors import Yt8mError
-from yt8mkit.train.predictions import Predictions, PredictionsWriter
 
 NAN = np.nan
 

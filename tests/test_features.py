@@ -91,7 +91,7 @@ def test_registry_names_and_errors() -> None:
     assert set(list_representations()) >= {
         "statistics", "subsampling", "centroids", "dynamics", "combinations"
     }
-    with pytest.raises(RepresentationError, match=r"known: .*statistics"):
+    with pytest.raises(RepresentationError, match=r"known representations: .*statistics"):
         create_representation("nope", DIMS)
     with pytest.raises(RepresentationError, match=r"unknown parameter\(s\) \['stat'\]"):
         create_representation("statistics", DIMS, {"stat": ["mean"]})

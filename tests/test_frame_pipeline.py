@@ -16,10 +16,10 @@ import yaml
 from pydantic import ValidationError
 
 from yt8mkit.data.folds import SELECTION
+from yt8mkit.data.predictions import Predictions
 from yt8mkit.data.store import Store
 from yt8mkit.pipeline.config import PipelineConfig
 from yt8mkit.pipeline.run import run_pipeline
-from yt8mkit.train.predictions import Predictions
 from yt8mkit.train.run import prediction_gap
 from yt8mkit.zoo.config import ZooConfig
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from yt8mkit.train.predictions import Predictions
+from yt8mkit.data.predictions import Predictions
 
 ROOT = Path(__file__).resolve().parents[1]
 

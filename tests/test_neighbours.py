@@ -12,11 +12,11 @@ import pytest
 
 from tests.conftest import build_synthetic_store
 from yt8mkit.data.folds import SELECTION, train_rows, write_folds
+from yt8mkit.data.predictions import Predictions, top_k_of
 from yt8mkit.data.store import Store
 from yt8mkit.errors import Yt8mError
-from yt8mkit.train.predictions import Predictions, top_k_of
-from yt8mkit.zoo.config import ZooConfig
-from yt8mkit.zoo.neighbours import NeighboursSpec, run_neighbours
+from yt8mkit.zoo.config import NeighboursSpec, ZooConfig
+from yt8mkit.zoo.neighbours import run_neighbours
 from yt8mkit.zoo.table import collect_rows
 
 

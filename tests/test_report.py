@@ -116,10 +116,10 @@ def test_a_pipeline_resumes_with_or_without_a_vocabulary(tmp_path: Path):
 
 def test_gold_comparison_scores_each_stage_against_both_label_sets(run_dir: Path):
     from yt8mkit.analysis.gold import gold_comparison
+    from yt8mkit.data.predictions import Predictions
     from yt8mkit.data.store import Store
     from yt8mkit.data.synth import read_gold_labels
     from yt8mkit.metrics import Labels, gap_from_top_k
-    from yt8mkit.train.predictions import Predictions
     from yt8mkit.train.run import prediction_gap
 
     split, rows = gold_comparison(run_dir)

@@ -21,9 +21,9 @@ import pytest
 from typer.testing import CliRunner
 
 from yt8mkit.cli.main import app
+from yt8mkit.data.predictions import Predictions
 from yt8mkit.pipeline.config import PipelineConfig, demo_config
 from yt8mkit.pipeline.run import run_pipeline
-from yt8mkit.train.predictions import Predictions
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"model": {"name": "logistic"}, "batch_size": 64, "eval_batch_size": 256, "epochs": 2,

@@ -24,11 +24,11 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from yt8mkit.cli.main import app
+from yt8mkit.data.predictions import top_k_of
 from yt8mkit.data.vocabulary import load_vocabulary
 from yt8mkit.export import OnnxPredictor, export_onnx
 from yt8mkit.models import create_model
 from yt8mkit.serve import ServedModel, ServeSettings, create_app
-from yt8mkit.train.predictions import top_k_of
 
 DIMS = {"rgb": 8, "audio": 4}
 CLASSES = 6

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
+from rich.progress import TaskID
 from rich.table import Table
 
 from yt8mkit.cli import names
@@ -260,7 +261,7 @@ def centroids(
 
     try:
         with progress_bar() as bar:
-            tasks: dict[str, int] = {}
+            tasks: dict[str, TaskID] = {}
 
             def advance(stage: str, done: int, total: int) -> None:
                 if stage not in tasks:

@@ -63,9 +63,9 @@ def distill(
 ) -> None:
     """Students on the ensemble's out-of-fold soft labels, then the final model."""
     from yt8mkit.cli.live import follow_run
+    from yt8mkit.data.predictions import Predictions
     from yt8mkit.distill.run import run_distill
     from yt8mkit.pipeline.layout import open_run
-    from yt8mkit.train.predictions import Predictions
 
     try:
         run = open_run(run_dir)

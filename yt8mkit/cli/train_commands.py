@@ -37,7 +37,7 @@ def _parse_folds(text: str) -> list[int] | None:
 
 
 def _stores(train: list[str], test: list[str] | None, run_dir: Path) -> tuple[Store, Store | None]:
-    from yt8mkit.data.sources import open_or_ingest
+    from yt8mkit.data.ingest import open_or_ingest
 
     with progress_bar() as bar:
         task = bar.add_task("ingest", total=None, status="")

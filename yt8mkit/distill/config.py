@@ -6,9 +6,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from yt8mkit.distill.students import DEFAULT_STUDENTS
 from yt8mkit.models.registry import ModelConfig, ModelConfigError
 from yt8mkit.train.config import TrainConfig
+
+# Diversity for the final layer to combine: depth, width and activation all vary.
+DEFAULT_STUDENTS: tuple[dict[str, object], ...] = (
+    {"depth": 1, "width": 2048, "activation": "relu", "dropout": 0.3},
+    {"depth": 2, "width": 2048, "activation": "leaky_relu", "dropout": 0.4},
+    {"depth": 2, "width": 1536, "activation": "swish", "dropout": 0.3},
+    {"depth": 3, "width": 1024, "activation": "relu", "dropout": 0.3},
+    {"depth": 3, "width": 1536, "activation": "swish", "dropout": 0.4},
+    {"depth": 4, "width": 1024, "activation": "leaky_relu", "dropout": 0.3},
+)
 
 
 class StudentConfig(BaseModel):

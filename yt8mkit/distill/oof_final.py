@@ -28,6 +28,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,17 +36,18 @@ from torch import nn
 from torch.nn import functional
 
 from yt8mkit.data.folds import fold_ids, selection_rows
+from yt8mkit.data.predictions import PredictionsWriter
 from yt8mkit.data.store import Store
 from yt8mkit.data.submission import write_submission
+from yt8mkit.distill.final_model import FinalModel
 from yt8mkit.metrics.gap import GapAccumulator
 from yt8mkit.train.batches import TargetFn
 from yt8mkit.train.checkpoints import load_checkpoint, save_checkpoint
 from yt8mkit.train.config import TrainConfig
-from yt8mkit.train.predictions import PredictionsWriter
 from yt8mkit.train.run import check_run_config, prediction_gap
 
 Report = Callable[[str], None]
-FinalFactory = Callable[[int], nn.Module]
+FinalFactory = Callable[[int], FinalModel]
 _CHUNK = 2048
 
 
@@ -54,7 +56,7 @@ def _inputs(store: Store, rows: np.ndarray) -> dict[str, torch.Tensor]:
             for m in store.modalities}
 
 
-def _penultimate(model: nn.Module, store: Store, rows: np.ndarray) -> np.ndarray:
+def _penultimate(model: FinalModel, store: Store, rows: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         return model.penultimate(_inputs(store, rows)).numpy().astype(np.float16)
 
@@ -130,7 +132,7 @@ def _initial_head(build: FinalFactory, fold_list: list[int], dims: int,
     head = nn.Linear(dims, num_classes)
     weights, biases = [], []
     for fold in fold_list:
-        students = build(fold).students
+        students: list[Any] = list(build(fold).students)  # video-level: a linear output
         weights.append(torch.cat([s.output.weight for s in students], dim=1) / len(students))
         biases.append(torch.stack([s.output.bias for s in students]).mean(dim=0))
     with torch.no_grad():

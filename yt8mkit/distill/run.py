@@ -29,19 +29,22 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from torch import nn
-
 from yt8mkit.data.folds import fold_ids, selection_rows
+from yt8mkit.data.predictions import Predictions
 from yt8mkit.data.store import Store
 from yt8mkit.distill.config import DistillConfig
-from yt8mkit.distill.final_model import FinalModelParams, StudentSpec, build_final_model
+from yt8mkit.distill.final_model import (
+    FinalModel,
+    FinalModelParams,
+    StudentSpec,
+    build_final_model,
+)
 from yt8mkit.distill.oof_final import run_oof_final
 from yt8mkit.distill.soft_labels import SoftLabels, build_soft_labels
 from yt8mkit.errors import Yt8mError
 from yt8mkit.rundir import lock_run_dir
 from yt8mkit.train.config import TrainConfig
 from yt8mkit.train.pool import Job, run_jobs
-from yt8mkit.train.predictions import Predictions
 from yt8mkit.train.run import (
     check_run_config,
     run_fold,
@@ -88,10 +91,10 @@ def soft_labels_for(store: Store, ensemble_oof: Predictions, out: Path, blend: f
 
 def final_model_factory(
     store: Store, student_dirs: list[Path], students: StudentModels, use_raw_input: bool
-) -> Callable[[int], nn.Module]:
+) -> Callable[[int], FinalModel]:
     """fold -> a final model over the students trained without that fold."""
 
-    def build(fold: int) -> nn.Module:
+    def build(fold: int) -> FinalModel:
         specs = [
             StudentSpec(name=name, params=params,
                         checkpoint=str(d / f"fold{fold}" / "best.pt"))

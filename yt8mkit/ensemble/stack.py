@@ -26,11 +26,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 
 from yt8mkit.data.folds import SELECTION, fold_ids, selection_rows
+from yt8mkit.data.predictions import Predictions, PredictionsWriter
 from yt8mkit.data.store import Store
 from yt8mkit.ensemble.candidates import expand_rows
 from yt8mkit.ensemble.config import StackConfig
@@ -38,7 +40,6 @@ from yt8mkit.ensemble.features import FeatureLayout, build_block, top_k_from_can
 from yt8mkit.ensemble.table import FeatureTable, FoldRows, ensure_feature_table
 from yt8mkit.errors import Yt8mError
 from yt8mkit.rundir import lock_run_dir
-from yt8mkit.train.predictions import Predictions, PredictionsWriter
 
 Progress = Callable[[str, dict], None]
 
@@ -153,7 +154,7 @@ def _train_fold(
     fit_videos, valid_videos = _split_train(train_videos, config, fold)
     freq = label_frequencies(store, train_videos)
     train_set = _dataset(table, fit_videos, freq, config)
-    callbacks = []
+    callbacks: list[Callable[..., Any]] = []
     valid_sets: list[lgb.Dataset] = []
     if len(valid_videos):
         valid_sets = [_dataset(table, valid_videos, freq, config, reference=train_set)]
@@ -184,7 +185,7 @@ def _train_fold(
         probs = booster.predict(block, num_iteration=best_iteration,
                                 num_threads=config.threads)
         indptr = np.concatenate([[0], np.cumsum(table.indptr[videos + 1] - table.indptr[videos])])
-        indices, scores = top_k_from_candidates(indptr, labels, probs, config.top_k,
+        indices, scores = top_k_from_candidates(indptr, labels, np.asarray(probs), config.top_k,
                                                 store.num_classes)
         writer.write_sparse(np.arange(start, start + len(videos)), indices, scores)
     writer.close()
@@ -374,7 +375,7 @@ def run_stack(
 
     inputs_gap = {name: oof_gap(p, store) for name, p in sets.items()}
     best = max(inputs_gap, key=inputs_gap.__getitem__)
-    metrics = {
+    metrics: dict[str, Any] = {
         "oof_gap": oof_gap(oof, store),
         "inputs_oof_gap": inputs_gap,
         "best_single": {"name": best, "oof_gap": inputs_gap[best]},

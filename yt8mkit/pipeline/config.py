@@ -13,7 +13,7 @@ from yt8mkit.config_files import read_yaml_mapping
 from yt8mkit.data.synth import SynthConfig
 from yt8mkit.distill.config import DistillConfig
 from yt8mkit.ensemble.config import StackConfig
-from yt8mkit.export.final import ExportConfig
+from yt8mkit.export.config import ExportConfig
 from yt8mkit.names import PlainName
 from yt8mkit.zoo.config import ZooConfig
 

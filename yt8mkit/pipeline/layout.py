@@ -19,7 +19,7 @@ from yt8mkit.data.store import Store
 from yt8mkit.distill.config import DistillConfig
 from yt8mkit.ensemble.config import StackConfig
 from yt8mkit.errors import Yt8mError
-from yt8mkit.export.final import ExportConfig
+from yt8mkit.export.config import ExportConfig
 from yt8mkit.pipeline.config import PipelineConfig
 
 

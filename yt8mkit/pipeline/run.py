@@ -32,7 +32,7 @@ import yaml
 
 from yt8mkit.baselines import frequency_prior, frequency_top_k
 from yt8mkit.data.folds import fold_ids, folds_info, train_rows, write_folds
-from yt8mkit.data.sources import open_or_ingest
+from yt8mkit.data.ingest import open_or_ingest
 from yt8mkit.data.store import Store
 from yt8mkit.data.submission import write_submission
 from yt8mkit.data.synth import TEST_DIR, generate
@@ -280,7 +280,7 @@ def _stack(config: PipelineConfig, store: Store, test_store: Store | None, run_d
     summary = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float, str))}
     if test_store is not None and test_store.has_labels:
         # Scored once here, with the stage: a rerun reads it back from the stage's record.
-        from yt8mkit.train.predictions import Predictions
+        from yt8mkit.data.predictions import Predictions
         from yt8mkit.train.run import prediction_gap
 
         summary["test_gap"] = prediction_gap(test_store,
@@ -293,8 +293,8 @@ def _distill(config: PipelineConfig, store: Store, test_store: Store | None, run
     done = stages.done("distill")
     if done is not None:
         return done
+    from yt8mkit.data.predictions import Predictions
     from yt8mkit.distill.run import run_distill
-    from yt8mkit.train.predictions import Predictions
 
     assert config.distill is not None
     say(f"stage distill: {len(config.distill.students)} students on "

@@ -3,15 +3,59 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from yt8mkit.config_files import read_yaml_mapping
 from yt8mkit.models.registry import ModelConfig
 from yt8mkit.names import PlainName
-from yt8mkit.train.losses import LossConfig
+
+LossName = Literal["bce", "soft_ranking", "hinge_ranking"]
+
+
+class BCEParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RankingParams(BaseModel):
+    """Parameters of the ranking losses; defaults are the paper's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    top_negatives: int = Field(30, ge=1)
+    margin: float = 1.0
+    positive_threshold: float = Field(0.5, gt=0.0, le=1.0)
+    pairs: Literal["batch", "video"] = "batch"
+    # Mean BCE is ~1e-3 once trained while the ranking term is ~1: a useful weight is large.
+    bce_weight: float = Field(0.0, ge=0.0)
+
+
+LOSS_PARAMS: dict[str, type[BaseModel]] = {
+    "bce": BCEParams,
+    "soft_ranking": RankingParams,
+    "hinge_ranking": RankingParams,
+}
+
+
+class LossConfig(BaseModel):
+    """A loss named in a config, with its parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: LossName = "bce"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _params_known(self) -> LossConfig:
+        # Checked when the config is read: a typo must not wait for the first epoch.
+        params_class = LOSS_PARAMS[self.name]
+        unknown = sorted(set(self.params) - set(params_class.model_fields))
+        if unknown:
+            raise ValueError(f"loss {self.name!r}: unknown parameter(s) {unknown}; "
+                             f"valid parameters: {sorted(params_class.model_fields)}")
+        params_class.model_validate(self.params)
+        return self
+
 
 
 class OptimConfig(BaseModel):

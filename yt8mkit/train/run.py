@@ -24,6 +24,8 @@ import yaml
 from torch import nn
 
 from yt8mkit.data.folds import fold_ids, selection_rows, train_rows, write_folds
+from yt8mkit.data.predictions import Predictions, PredictionsWriter
+from yt8mkit.data.soft_targets import SoftLabels
 from yt8mkit.data.store import Store, StoreError
 from yt8mkit.data.submission import write_submission
 from yt8mkit.errors import Yt8mError
@@ -31,8 +33,6 @@ from yt8mkit.metrics import GapAccumulator
 from yt8mkit.rundir import lock_run_dir
 from yt8mkit.train.batches import TargetFn
 from yt8mkit.train.config import TrainConfig
-from yt8mkit.train.predictions import Predictions, PredictionsWriter
-from yt8mkit.train.soft_targets import SoftLabels
 from yt8mkit.train.trainer import (
     Progress,
     load_best,

@@ -21,6 +21,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from yt8mkit.baselines import frequency_prior
+from yt8mkit.data.loader import Batch
 from yt8mkit.data.store import Store
 from yt8mkit.metrics import GapAccumulator
 from yt8mkit.models import create_model, init_output_bias
@@ -28,7 +29,7 @@ from yt8mkit.train.batches import TargetFn, batch_stream
 from yt8mkit.train.checkpoints import load_checkpoint, save_checkpoint
 from yt8mkit.train.config import TrainConfig
 from yt8mkit.train.curves import CurveWriter
-from yt8mkit.train.loader import Batch
+from yt8mkit.train.losses import build_loss
 from yt8mkit.train.mixup import mixup
 
 Progress = Callable[[str, dict[str, float]], None]
@@ -153,8 +154,9 @@ def _weight_average(config: TrainConfig, model: nn.Module) -> AveragedModel | No
     decay = config.ema_decay
 
     @torch.no_grad()
-    def update(averaged: list[torch.Tensor], current: list[torch.Tensor],
-               num_averaged: torch.Tensor) -> None:
+    def update(averaged: list[torch.Tensor] | tuple[torch.Tensor, ...],
+               current: list[torch.Tensor] | tuple[torch.Tensor, ...],
+               num_averaged: torch.Tensor | int) -> None:
         # The decay warms up (as timm's EMA does): the first updates would otherwise keep
         # the random initial weights in the average for hundreds of steps.
         n = float(num_averaged)
@@ -202,7 +204,7 @@ def train_fold(
     steps_per_epoch = max(1, len(train_rows) // config.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config, steps_per_epoch))
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and config.amp)
-    loss_fn = config.loss.build()
+    loss_fn = build_loss(config.loss)
     history: list[dict[str, float]] = []
     best = {"gap": -1.0, "bce": math.inf, "epoch": -1}
     start_epoch = 0
@@ -254,9 +256,10 @@ def train_fold(
         if average is not None:
             _sync_buffers(average, model)
         gap, bce = evaluate(scored, store, valid_rows, config, device)
-        record = {"epoch": epoch, "train_loss": float(loss_sum) / max(seen, 1), "gap": gap,
+        record: dict[str, float] = {
+                  "epoch": epoch, "train_loss": float(loss_sum) / max(seen, 1), "gap": gap,
                   "bce": bce,
-                  "lr": scheduler.get_last_lr()[0],
+                  "lr": float(scheduler.get_last_lr()[0]),
                   "seconds": time.perf_counter() - epoch_began}
         history.append(record)
         if gap > best["gap"]:

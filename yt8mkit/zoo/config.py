@@ -2,16 +2,148 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from yt8mkit.config_files import read_yaml_mapping
+from yt8mkit.features.config import Init
+from yt8mkit.features.registry import RepresentationConfig
 from yt8mkit.names import PlainName
-from yt8mkit.train.config import TrainConfig
-from yt8mkit.zoo.frame_inputs import CentroidsSpec, DerivedSpec, check_zoo
-from yt8mkit.zoo.neighbours import NeighboursSpec
+from yt8mkit.train.config import FrameDataConfig, TrainConfig
+
+
+class CentroidsSpec(BaseModel):
+    """k-means centroids of the training store's frames (see features/centroids.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    k: int = Field(..., ge=1)
+    # Frames sampled for k-means; None: faiss's 256 a centroid, at most 10^6.
+    sample_frames: int | None = Field(None, ge=1)
+    iterations: int = Field(20, ge=1)
+    seed: int = 0
+    # Frame features clustered (concatenated); None: all of the store's.
+    modalities: list[str] | None = None
+    init: Init = "auto"
+
+
+_DERIVED_OWN = ("features", "frames", "train")
+
+
+class DerivedSpec(BaseModel):
+    """A fixed representation written once into a video-level store, and the video-level
+    model trained on it. Any other key of the entry is a training setting (TrainConfig,
+    merged over the zoo's defaults as for a model) and is checked when the zoo is read."""
+
+    model_config = ConfigDict(extra="forbid")
+    features: RepresentationConfig
+    # Which frames the representation reads (max_frames, stride), over the defaults'.
+    frames: dict[str, Any] = Field(default_factory=dict)
+    train: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _training_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        own = {k: v for k, v in data.items() if k in _DERIVED_OWN}
+        rest = {k: v for k, v in data.items() if k not in _DERIVED_OWN}
+        if "features" in own and isinstance(own["features"], str):
+            own["features"] = {"name": own["features"]}
+        if rest:
+            own["train"] = {**dict(own.get("train") or {}), **rest}
+        return own
+
+
+def derived_train_config(name: str, spec: DerivedSpec, defaults: dict[str, Any]) -> TrainConfig:
+    """The model of a derived entry: the zoo's defaults under the entry's training
+    settings; the defaults' ``frames`` apply to the derivation, not to this model."""
+    base = {k: v for k, v in defaults.items() if k != "frames"}
+    merged = _deep_merge(base, spec.train)
+    merged["name"] = name
+    config = TrainConfig.model_validate(merged)
+    if config.frame_level:
+        raise ValueError(
+            f"derived.{name}: {config.model.name!r} is a frame-level model; a derived store "
+            f"is video-level (use a video-level model such as resnet_like)"
+        )
+    return config
+
+
+def derive_frames(spec: DerivedSpec, defaults: dict[str, Any]) -> FrameDataConfig:
+    return FrameDataConfig.model_validate({**dict(defaults.get("frames") or {}), **spec.frames})
+
+
+# ---------------------------------------------------------------- centroid references
+
+
+def _centroid_refs(node: Any) -> Iterator[tuple[dict, str]]:
+    """(dict, key) of every place in a model or representation spec that names centroids:
+    ``centroids_resnet_like``'s ``centroids``, a ``centroids`` representation's ``path``."""
+    if isinstance(node, dict):
+        params = node.get("params")
+        if isinstance(params, dict):
+            if node.get("name") == "centroids" and isinstance(params.get("path"), str):
+                yield params, "path"
+            if node.get("name") == "centroids_resnet_like" and isinstance(
+                params.get("centroids"), str
+            ):
+                yield params, "centroids"
+        for value in node.values():
+            yield from _centroid_refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _centroid_refs(value)
+
+
+def _is_file_name(value: str) -> bool:
+    return value.endswith(".npy")
+
+
+def check_centroid_refs(where: str, spec: Any, declared: dict[str, CentroidsSpec]) -> None:
+    """A name that is not a declared entry nor a .npy file is a typo: say so at load."""
+    for params, key in _centroid_refs(spec):
+        value = params[key]
+        if value not in declared and not _is_file_name(value):
+            known = ", ".join(sorted(declared)) or "none declared"
+            raise ValueError(
+                f"{where}: {key}: {value!r} names no entry of the zoo's `centroids:` "
+                f"section ({known}) and is no .npy file"
+            )
+
+
+def check_zoo(zoo: ZooConfig) -> None:
+    """Everything about the frame-level sections that can be checked without data."""
+    clash = sorted(set(zoo.derived) & set(zoo.models))
+    if clash:
+        raise ValueError(f"derived entries {clash} share their names with models")
+    for name, model in zoo.models.items():
+        check_centroid_refs(f"models.{name}", model, zoo.centroids)
+    for name, spec in zoo.derived.items():
+        check_centroid_refs(f"derived.{name}.features", spec.features.model_dump(mode="json"),
+                            zoo.centroids)
+        derived_train_config(name, spec, zoo.defaults)
+        derive_frames(spec, zoo.defaults)
+
+
+class NeighboursSpec(BaseModel):
+    """One nearest-neighbour member (zoo/neighbours.py). Defaults: measured on dev/
+    (selection split GAP@20, bench/results/neighbours.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    k: int = Field(50, ge=1)
+    # Softmax temperature over the similarities of a video's neighbours: smaller trusts the
+    # nearest more (dev/: 0.03 0.660, 0.05 0.684, 0.1 0.685).
+    temperature: float = Field(0.1, gt=0.0)
+    # Weight of each modality in the concatenation (after its own L2 normalisation); a
+    # modality not named weighs 1. On dev/ audio at 0.5 beat 0.3 and 0.7.
+    weights: dict[str, float] = Field(default_factory=dict)
+    top_k: int = Field(50, ge=20)
+
+    def weight(self, modality: str) -> float:
+        return self.weights.get(modality, 1.0)
 
 
 class ZooConfig(BaseModel):

@@ -26,35 +26,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from yt8mkit.data.folds import fold_ids, selection_rows, train_rows
+from yt8mkit.data.predictions import Predictions, PredictionsWriter, top_k_of
 from yt8mkit.data.store import Store
 from yt8mkit.errors import Yt8mError
 from yt8mkit.rundir import lock_run_dir
-from yt8mkit.train.predictions import Predictions, PredictionsWriter, top_k_of
 from yt8mkit.train.run import prediction_gap, store_folds
+from yt8mkit.zoo.config import NeighboursSpec
 
 Report = Callable[[str], None]
 _CHUNK = 2048
-
-
-class NeighboursSpec(BaseModel):
-    """One nearest-neighbour member. Defaults: measured on dev/ (selection split GAP@20,
-    bench/results/neighbours.md)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    k: int = Field(50, ge=1)
-    # Softmax temperature over the similarities of a video's neighbours: smaller trusts the
-    # nearest more (dev/: 0.03 0.660, 0.05 0.684, 0.1 0.685).
-    temperature: float = Field(0.1, gt=0.0)
-    # Weight of each modality in the concatenation (after its own L2 normalisation); a
-    # modality not named weighs 1. On dev/ audio at 0.5 beat 0.3 and 0.7.
-    weights: dict[str, float] = Field(default_factory=dict)
-    top_k: int = Field(50, ge=20)
-
-    def weight(self, modality: str) -> float:
-        return self.weights.get(modality, 1.0)
 
 
 def _features(store: Store, rows: np.ndarray, spec: NeighboursSpec) -> np.ndarray:
