@@ -194,5 +194,5 @@ def test_stack_resumes_and_is_deterministic(
     for result in (again, other, reordered):
         np.testing.assert_array_equal(result.oof.indices, first.oof.indices)
         np.testing.assert_array_equal(result.oof.scores, first.oof.scores)
-    with pytest.raises(Yt8mError, match="other inputs or settings"):
+    with pytest.raises(Yt8mError, match=r"another config \(differs at config\.num_leaves\)"):
         run_stack(dirs, store, tmp_path / "a", config.model_copy(update={"num_leaves": 7}))

@@ -20,7 +20,7 @@ from yt8mkit.data.predictions import Predictions
 from yt8mkit.data.store import Store
 from yt8mkit.pipeline.config import PipelineConfig
 from yt8mkit.pipeline.run import run_pipeline
-from yt8mkit.train.run import prediction_gap
+from yt8mkit.rundir import prediction_gap
 from yt8mkit.zoo.config import ZooConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,9 +92,9 @@ def test_frame_pipeline_end_to_end_with_aligned_derived_predictions(tmp_path: Pa
     # figures (out of fold, and on the selection split), and the rows are the same videos.
     oof = Predictions(run / "zoo" / "stats" / "oof")
     assert len(oof) == store.num_videos
-    assert prediction_gap(store, oof, np.flatnonzero(folds >= 0)) == pytest.approx(
+    assert prediction_gap(oof, store, np.flatnonzero(folds >= 0)) == pytest.approx(
         models["stats"]["oof_gap"], abs=1e-9)
-    assert prediction_gap(store, oof, np.flatnonzero(folds == SELECTION)) == pytest.approx(
+    assert prediction_gap(oof, store, np.flatnonzero(folds == SELECTION)) == pytest.approx(
         models["stats"]["selection_gap"], abs=1e-9)
     test_store = Store(run / "derived" / "stats" / "test_store")
     assert test_store.ids() == Store(run / "test_store").ids()

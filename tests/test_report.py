@@ -120,13 +120,13 @@ def test_gold_comparison_scores_each_stage_against_both_label_sets(run_dir: Path
     from yt8mkit.data.store import Store
     from yt8mkit.data.synth import read_gold_labels
     from yt8mkit.metrics import Labels, gap_from_top_k
-    from yt8mkit.train.run import prediction_gap
+    from yt8mkit.rundir import prediction_gap
 
     split, rows = gold_comparison(run_dir)
     assert split == "test" and [r.name for r in rows] == ["good", "weak"]
     store = Store(run_dir / "test_store")
     good = Predictions(run_dir / "zoo" / "good" / "test")
-    assert rows[0].observed_gap == pytest.approx(prediction_gap(store, good))
+    assert rows[0].observed_gap == pytest.approx(prediction_gap(good, store))
     gold = read_gold_labels(run_dir / "synth", "test")
     # The generator writes the test split in the store's order: no reordering needed here.
     assert [str(i) for i in gold.ids] == store.ids()

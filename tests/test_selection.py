@@ -254,15 +254,16 @@ def test_distillation_chooses_and_scores_on_the_selection_split(
 
 
 def test_a_typo_in_distill_or_zoo_settings_fails_when_the_config_is_read(tmp_path: Path) -> None:
+    from yt8mkit.config_files import ConfigError
     from yt8mkit.pipeline.config import PipelineConfig
 
     base = {"data": {"synth": {"videos": 50, "classes": 5}},
             "zoo": {"models": {"logistic": {"model": {"name": "logistic"}}}}}
     PipelineConfig.from_dict(base, tmp_path)
-    with pytest.raises(ValueError, match=r"(?s)distill\.train.*lrr"):
+    with pytest.raises(ConfigError, match=r"(?s)distill\.train.*lrr"):
         PipelineConfig.from_dict({**base, "distill": {"train": {"optim": {"lrr": 1}}}},
                                  tmp_path)
-    with pytest.raises(ValueError, match=r"(?s)zoo\.models\.logistic.*epochz"):
+    with pytest.raises(ConfigError, match=r"(?s)zoo\.models\.logistic.*epochz"):
         PipelineConfig.from_dict({**base, "zoo": {"models": {"logistic": {
             "model": {"name": "logistic"}, "epochz": 3}}}}, tmp_path)
 

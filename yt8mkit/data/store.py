@@ -235,6 +235,21 @@ class Store:
     def has_labels(self) -> bool:
         return self.meta.num_unlabelled < self.num_videos
 
+    def scored_rows(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """The videos among ``rows`` (all by default) that count in a GAP or a loss on
+        held-out videos: the labelled ones.
+
+        The one rule of every level (first-level models and their epoch choice, the stack,
+        distillation, evaluation): a video whose record has no ``labels`` key
+        (``labelled`` False: test data without labels, a hole in a training set) is left
+        out, not scored as a video without positives, which would pull every GAP down by
+        the share of such videos. A labelled video with an empty label list counts."""
+        labelled = np.asarray(self.labelled, bool)
+        if rows is None:
+            return np.flatnonzero(labelled)
+        rows = np.asarray(rows, np.int64)
+        return rows[labelled[rows]]
+
     def labels_of(self, index: int) -> np.ndarray:
         return np.asarray(
             self.labels_indices[self.labels_indptr[index] : self.labels_indptr[index + 1]]

@@ -41,10 +41,11 @@ from yt8mkit.data.store import Store
 from yt8mkit.data.submission import write_submission
 from yt8mkit.distill.final_model import FinalModel
 from yt8mkit.metrics.gap import GapAccumulator
+from yt8mkit.rundir import prediction_gap, write_json
 from yt8mkit.train.batches import TargetFn
 from yt8mkit.train.checkpoints import load_checkpoint, save_checkpoint
 from yt8mkit.train.config import TrainConfig
-from yt8mkit.train.run import check_run_config, prediction_gap
+from yt8mkit.train.run import check_run_config
 
 Report = Callable[[str], None]
 FinalFactory = Callable[[int], FinalModel]
@@ -235,10 +236,10 @@ def run_oof_final(config: TrainConfig, store: Store, folds: np.ndarray, build: F
         "best_epoch": best["epoch"], "selected_on": "selection" if len(selection) else "last",
         # The layer trained on these rows (their features are out of fold, their targets
         # are not): optimistic, for reference only.
-        "oof_gap": prediction_gap(store, oof, train),
+        "oof_gap": prediction_gap(oof, store, train),
     }
     if len(selection):
-        metrics["selection_gap"] = prediction_gap(store, oof, selection)
+        metrics["selection_gap"] = prediction_gap(oof, store, selection)
     if test_store is not None:
         test_features = np.load(features_dir / "test.npy", mmap_mode="r")
         test_writer = PredictionsWriter(out / "test", test_store.num_videos, store.num_classes,
@@ -251,7 +252,7 @@ def run_oof_final(config: TrainConfig, store: Store, folds: np.ndarray, build: F
         write_submission(out / "submission.csv", test_store.ids(), np.asarray(test.indices),
                          np.asarray(test.scores, np.float32))
         if test_store.has_labels:
-            metrics["test_gap"] = prediction_gap(test_store, test)
-    final.write_text(json.dumps(metrics, indent=2))
+            metrics["test_gap"] = prediction_gap(test, test_store)
+    write_json(final, metrics)
     return metrics
 

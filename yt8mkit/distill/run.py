@@ -25,7 +25,6 @@ trained on the selection split.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -42,10 +41,11 @@ from yt8mkit.distill.final_model import (
 from yt8mkit.distill.oof_final import run_oof_final
 from yt8mkit.distill.soft_labels import SoftLabels, build_soft_labels
 from yt8mkit.errors import Yt8mError
-from yt8mkit.rundir import lock_run_dir
+from yt8mkit.rundir import is_done, lock_run_dir, write_json
 from yt8mkit.train.config import TrainConfig
 from yt8mkit.train.pool import Job, run_jobs
 from yt8mkit.train.run import (
+    FOLD_OUTPUTS,
     check_run_config,
     run_fold,
     run_model,
@@ -135,7 +135,7 @@ def _train_folds(configs: dict[str, TrainConfig], dirs: dict[str, Path], store: 
         jobs += [Job((name, fold), fold_job,
                      (config, str(store.path), fold, str(dirs[name]),
                       str(soft_labels[name]) if soft_labels[name] else None, final_of))
-                 for fold in folds if not (dirs[name] / f"fold{fold}" / "done.json").is_file()]
+                 for fold in folds if not is_done(dirs[name] / f"fold{fold}", FOLD_OUTPUTS)]
     result = run_jobs(jobs, workers, retries=1, report=say)
     if result.failed:
         first = next(iter(result.failed.values()))
@@ -202,7 +202,7 @@ def run_distill(
             final = run_model(final_config, store, final_dir, test_store, targets=targets,
                               model_factory=factory)
         metrics[f"{kind}_final"] = _summary(final)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json(out / "metrics.json", metrics)
     return metrics
 
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from pydantic import ValidationError
 
 from yt8mkit.data.store import Store
 from yt8mkit.distill.config import DistillConfig
@@ -54,10 +53,7 @@ def _pipeline_config(run_dir: Path) -> PipelineConfig | None:
     data = yaml.safe_load(path.read_text()) or {}
     if "zoo" not in data or "data" not in data:
         return None
-    try:
-        return PipelineConfig.from_dict(data, base=run_dir)
-    except ValidationError as err:
-        raise Yt8mError(f"{path}: not a valid pipeline config: {err}") from None
+    return PipelineConfig.from_record(path)
 
 
 def _complete_models(zoo_dir: Path) -> list[str]:

@@ -38,8 +38,14 @@ from yt8mkit.data.submission import write_submission
 from yt8mkit.data.synth import TEST_DIR, generate
 from yt8mkit.errors import Yt8mError
 from yt8mkit.evaluation import evaluate_submission
-from yt8mkit.pipeline.config import PipelineConfig
-from yt8mkit.rundir import lock_run_dir
+from yt8mkit.pipeline.config import PipelineConfig, results_fields
+from yt8mkit.rundir import (
+    guard_config,
+    lock_run_dir,
+    prediction_gap,
+    write_atomic,
+    write_json,
+)
 from yt8mkit.train.run import store_folds
 from yt8mkit.train.runlog import RunLog
 from yt8mkit.zoo.frame_inputs import prepare_zoo
@@ -75,27 +81,21 @@ class _Stages:
         return None
 
     def finish(self, name: str, info: dict) -> dict:
-        tmp = self.dir / f".{name}.json.tmp"
-        tmp.write_text(json.dumps(info, indent=2))
-        tmp.replace(self.dir / f"{name}.json")
+        write_json(self.dir / f"{name}.json", info)
         return info
 
 
 def _check_config(run_dir: Path, config: PipelineConfig) -> None:
+    """Record the resolved config; a resume compares what decides the results (how the
+    run executes, e.g. its number of workers, may change)."""
     path = run_dir / "config.yaml"
-    text = config.to_yaml()
-    if path.is_file() and _stored_fields(path) != config.results_fields():
-        raise Yt8mError(f"{run_dir}: this run directory holds another config; use a new --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
-def _stored_fields(path: Path) -> dict | None:
-    try:
-        stored = PipelineConfig.model_validate(yaml.safe_load(path.read_text()))
-    except ValueError:
-        return None
-    return stored.results_fields()
+    stored = yaml.safe_load(path.read_text()) if path.is_file() else None
+    # A run recorded before configs were recorded resolved has no zoo.resolved_models:
+    # its models are compared as written, as they were then.
+    with_models = not (isinstance(stored, dict)
+                       and "resolved_models" not in (stored.get("zoo") or {}))
+    guard_config(run_dir, "config.yaml", config.resolved(),
+                 normalise=lambda data: results_fields(data, with_models))
 
 
 def _data(config: PipelineConfig, run_dir: Path, stages: _Stages, report: Report,
@@ -148,7 +148,7 @@ def _baseline(store: Store, test_store: Store | None, run_dir: Path, stages: _St
     folds = store_folds(store)
     accumulator = GapAccumulator(k=20)
     for fold in fold_ids(folds):
-        held_out = np.flatnonzero(folds == fold)
+        held_out = store.scored_rows(np.flatnonzero(folds == fold))
         indices, scores = frequency_top_k(frequency_prior(store, train_rows(folds, fold)),
                                           len(held_out))
         accumulator.add_top_k(indices, scores, store.labels_dense(held_out))
@@ -161,7 +161,7 @@ def _baseline(store: Store, test_store: Store | None, run_dir: Path, stages: _St
         write_submission(out / "submission.csv", test_store.ids(), indices, scores)
         if test_store.has_labels:
             metrics["test_gap"] = evaluate_submission(out / "submission.csv", test_store).gap
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json(out / "metrics.json", metrics)
     return stages.finish("baseline", metrics)
 
 
@@ -240,9 +240,9 @@ def _run_stages(
                 metrics["export"] = _export(config, store, run_dir, stages, say)
                 if test_store is not None:
                     submission = _predict(run_dir, test_store, stages, say)
-    (run_dir / "table_rows.json").write_text(json.dumps(rows, indent=2))
+    write_json(run_dir / "table_rows.json", rows)
     if config.stack is not None:
-        (run_dir / "ensemble" / "members.json").write_text(json.dumps(list(zoo.metrics)))
+        write_atomic(run_dir / "ensemble" / "members.json", json.dumps(list(zoo.metrics)))
 
     result = PipelineResult(run_dir=run_dir, skipped_stages=stages.skipped)
     if test_store is not None:
@@ -252,7 +252,7 @@ def _run_stages(
         if test_store.has_labels:
             metrics["test"] = evaluate_submission(result.submission, test_store).to_dict()
     metrics["seconds"] = time.perf_counter() - began
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json(run_dir / "metrics.json", metrics)
     result.metrics = metrics
     return result
 
@@ -281,10 +281,9 @@ def _stack(config: PipelineConfig, store: Store, test_store: Store | None, run_d
     if test_store is not None and test_store.has_labels:
         # Scored once here, with the stage: a rerun reads it back from the stage's record.
         from yt8mkit.data.predictions import Predictions
-        from yt8mkit.train.run import prediction_gap
 
-        summary["test_gap"] = prediction_gap(test_store,
-                                             Predictions(run_dir / "ensemble" / "test"))
+        summary["test_gap"] = prediction_gap(Predictions(run_dir / "ensemble" / "test"),
+                                             test_store)
     return stages.finish("stack", summary)
 
 

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from yt8mkit.config_files import read_yaml_mapping
+from yt8mkit.config_files import KeyPathError, key_path_error, load, read_yaml_mapping, resolve_path
 from yt8mkit.features.config import Init
 from yt8mkit.features.registry import RepresentationConfig
 from yt8mkit.names import PlainName
@@ -63,7 +72,10 @@ def derived_train_config(name: str, spec: DerivedSpec, defaults: dict[str, Any])
     base = {k: v for k, v in defaults.items() if k != "frames"}
     merged = _deep_merge(base, spec.train)
     merged["name"] = name
-    config = TrainConfig.model_validate(merged)
+    try:
+        config = TrainConfig.model_validate(merged)
+    except ValidationError as err:
+        raise key_path_error(f"derived.{name}", err, TrainConfig) from None
     if config.frame_level:
         raise ValueError(
             f"derived.{name}: {config.model.name!r} is a frame-level model; a derived store "
@@ -73,7 +85,11 @@ def derived_train_config(name: str, spec: DerivedSpec, defaults: dict[str, Any])
 
 
 def derive_frames(spec: DerivedSpec, defaults: dict[str, Any]) -> FrameDataConfig:
-    return FrameDataConfig.model_validate({**dict(defaults.get("frames") or {}), **spec.frames})
+    try:
+        return FrameDataConfig.model_validate({**dict(defaults.get("frames") or {}),
+                                               **spec.frames})
+    except ValidationError as err:
+        raise key_path_error("frames", err, FrameDataConfig) from None
 
 
 # ---------------------------------------------------------------- centroid references
@@ -125,7 +141,10 @@ def check_zoo(zoo: ZooConfig) -> None:
         check_centroid_refs(f"derived.{name}.features", spec.features.model_dump(mode="json"),
                             zoo.centroids)
         derived_train_config(name, spec, zoo.defaults)
-        derive_frames(spec, zoo.defaults)
+        try:
+            derive_frames(spec, zoo.defaults)
+        except KeyPathError as err:
+            raise KeyPathError(f"derived.{name}.{err.path}", err.what) from None
 
 
 class NeighboursSpec(BaseModel):
@@ -163,12 +182,36 @@ class ZooConfig(BaseModel):
     # Nearest-neighbour members (zoo/neighbours.py): no training, but a stack member.
     neighbours: dict[PlainName, NeighboursSpec] = Field(default_factory=dict)
 
+    @field_validator("store", "test_store")
+    @classmethod
+    def _absolute_store(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else resolve_path(value, info)
+
+    @field_validator("models")
+    @classmethod
+    def _absolute_model_files(cls, models: dict[str, dict[str, Any]], info: ValidationInfo
+                              ) -> dict[str, dict[str, Any]]:
+        # A model's own config file is named relative to the zoo file; recorded absolute.
+        return {name: {**spec, "config": resolve_path(str(spec["config"]), info)}
+                if "config" in spec else spec for name, spec in models.items()}
+
     @model_validator(mode="after")
-    def _check_frame_inputs(self) -> ZooConfig:
+    def _check_models(self, info: ValidationInfo) -> ZooConfig:
+        context = info.context or {}
+        if "base" in context:
+            self._base = Path(context["base"])
+        try:  # the defaults on their own first: a typo there is named there
+            TrainConfig.model_validate({"model": {"name": "logistic"}, **self.defaults})
+        except ValidationError as err:
+            raise key_path_error("defaults", err, TrainConfig) from None
         check_zoo(self)
         clash = sorted(set(self.neighbours) & (set(self.models) | set(self.derived)))
         if clash:
             raise ValueError(f"neighbours entries {clash} share their names with models")
+        if not context.get("recorded"):
+            # Every model built now: a typo in one fails when the config is read, not
+            # when its first job starts (a recorded config holds them resolved).
+            self.train_configs()
         return self
 
     def member_names(self) -> list[str]:
@@ -176,12 +219,8 @@ class ZooConfig(BaseModel):
         return [*self.models, *self.derived, *self.neighbours]
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> ZooConfig:
-        path = Path(path)
-        data = read_yaml_mapping(path)
-        zoo = cls.model_validate(data)
-        zoo.set_base(path.parent)
-        return zoo
+    def from_yaml(cls, path: str | Path, overrides: Sequence[str] = ()) -> ZooConfig:
+        return load(cls, path, overrides)
 
     def set_base(self, base: Path) -> None:
         """Where model config files named in the zoo are looked up."""
@@ -203,9 +242,9 @@ class ZooConfig(BaseModel):
             merged = _deep_merge(merged, spec)
             merged["name"] = name
             try:
-                out[name] = TrainConfig.model_validate(merged)
+                out[name] = TrainConfig.model_validate(merged, context={"base": self._base})
             except ValidationError as err:
-                raise ValueError(f"zoo.models.{name}: {err}") from None
+                raise key_path_error(f"models.{name}", err, TrainConfig) from None
         return out
 
 
