@@ -65,7 +65,7 @@ def test_synth_train_table_evaluate(tmp_path: Path) -> None:
     assert "tiny" in _ok(["table", str(tmp_path)])  # finds run/metrics.json
     bad = runner.invoke(app, ["evaluate", str(run / "submission.csv"), "--labels",
                               str(tmp_path / "data")])  # other videos: ids do not match
-    assert bad.exit_code == 2 and "not among" in bad.output
+    assert bad.exit_code == 1 and "not among" in bad.output
 
 
 def test_zoo_command_and_table(tmp_path: Path) -> None:
@@ -151,7 +151,7 @@ def test_second_level_commands_on_a_pipeline_run(tmp_path: Path) -> None:
     (run / "final_model.onnx").unlink()
 
     bad = runner.invoke(app, ["distill", str(run)])
-    assert bad.exit_code == 2 and "run `yt8m stack` first" in bad.output
+    assert bad.exit_code == 1 and "run `yt8m stack` first" in bad.output
     out = _ok(["stack", str(run)])
     assert "stacking 2 models" in out and (run / "ensemble" / "oof").is_dir()
     _ok(["distill", str(run)])
@@ -163,7 +163,7 @@ def test_second_level_commands_on_a_pipeline_run(tmp_path: Path) -> None:
     _ok(["distill", str(run), "--workers", "2"])
     assert json.loads((run / "distill" / "metrics.json").read_text()) == inline
     bad = runner.invoke(app, ["export", str(run), "--max-size", "1000"])
-    assert bad.exit_code == 2 and "over the budget of 1,000 bytes" in bad.output
+    assert bad.exit_code == 1 and "over the budget of 1,000 bytes" in bad.output
     assert not (run / "final_model.onnx").exists()
     _ok(["export", str(run)])
     assert (run / "final_model.onnx").is_file()
@@ -197,7 +197,7 @@ def test_second_level_commands_on_a_pipeline_run(tmp_path: Path) -> None:
     _ok(["predict", str(run / "final_model.onnx"), str(run / "test_store"), "--out", str(again)])
     assert again.read_text() == csv.read_text()
     bad = runner.invoke(app, ["stack", str(tmp_path / "nothing")])
-    assert bad.exit_code == 2 and "no such run directory" in bad.output
+    assert bad.exit_code == 1 and "no such run directory" in bad.output
 
 
 def test_export_must_name_a_final_model_that_distillation_trains(tmp_path: Path) -> None:

@@ -91,7 +91,7 @@ def test_report_command_prints_the_path_on_stdout(run_dir: Path, tmp_path: Path)
     assert result.exit_code == 0, result.output
     assert str(tmp_path / "r" / "report.html") in result.stdout
     bad = CliRunner().invoke(app, ["report", str(tmp_path / "nothing")])
-    assert bad.exit_code == 2 and "not a run directory" in bad.output
+    assert bad.exit_code == 1 and "not a run directory" in bad.output
 
 
 def test_the_vocabulary_named_by_the_run_config_is_used(tmp_path: Path):

@@ -308,8 +308,8 @@ def test_serve_refuses_a_port_in_use_and_a_missing_model(model_path: Path, tmp_p
     try:
         port = str(taken.getsockname()[1])
         busy = CliRunner().invoke(app, ["serve", str(model_path), "--port", port])
-        assert busy.exit_code == 2 and f"cannot listen on 127.0.0.1:{port}" in busy.output
+        assert busy.exit_code == 1 and f"cannot listen on 127.0.0.1:{port}" in busy.output
     finally:
         taken.close()
     missing = CliRunner().invoke(app, ["serve", str(tmp_path / "none.onnx"), "--port", "0"])
-    assert missing.exit_code == 2 and "none.onnx: no such model file" in missing.output
+    assert missing.exit_code == 1 and "none.onnx: no such model file" in missing.output

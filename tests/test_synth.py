@@ -236,7 +236,7 @@ def test_overwrite_never_deletes_what_synth_did_not_write(tmp_path: Path, foreig
         extra.write_text("mine")
     before = {p: p.read_bytes() for p in [out, *out.rglob("*")] if p.is_file()}
     result = CliRunner().invoke(app, [*args, "--overwrite"])
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 1, result.output
     assert "is not a synthetic dataset" in result.output or "not a folder" in result.output
     assert {p: p.read_bytes() for p in [out, *out.rglob("*")] if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no scratch left

@@ -19,6 +19,8 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import shutil
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -234,3 +236,28 @@ def open_or_ingest(
         ingest(resolve_sources(source), target, IngestConfig(num_classes=num_classes),
                progress=progress)
     return Store(target)
+
+
+@contextmanager
+def temporary_store(
+    source: Sequence[str | os.PathLike[str]],
+    beside: Path,
+    prefix: str,
+    config: IngestConfig | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Iterator[Store]:
+    """A store given as the only source, opened; else TFRecord files, folders or globs
+    ingested into a temporary folder in ``beside`` (removed at the end, whatever
+    happens): reading them in parallel, checked, costs less than what reads them next.
+    ``progress(files done, files)``."""
+    if len(source) == 1 and Store.is_store(source[0]):
+        yield Store(source[0])
+        return
+    scratch = Path(tempfile.mkdtemp(prefix=prefix, dir=beside))
+    try:
+        files = resolve_sources(source)
+        ingest(files, scratch / "store", config or IngestConfig(),
+               None if progress is None else lambda path, n, done: progress(done, len(files)))
+        yield Store(scratch / "store")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

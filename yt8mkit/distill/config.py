@@ -116,7 +116,7 @@ class DistillConfig(BaseModel):
     def _raw_input_fit(self) -> DistillConfig:
         if self.use_raw_input and self.final_fit == "out_of_fold":
             raise KeyPathError("use_raw_input", "needs final_fit: per_fold (the out-of-fold "
-                                                "layer starts from the students' own output layers)")
+                               "layer starts from the students' own output layers)")
         return self
 
     def kinds(self) -> list[str]:

@@ -20,6 +20,7 @@ from yt8mkit.ensemble.config import StackConfig
 from yt8mkit.errors import Yt8mError
 from yt8mkit.export.config import ExportConfig
 from yt8mkit.pipeline.config import PipelineConfig
+from yt8mkit.rundir import write_atomic
 
 
 @dataclass
@@ -93,3 +94,8 @@ def open_run(run_dir: Path) -> RunLayout:
         distill=(config.distill if config and config.distill else DistillConfig()),
         export=(config.export if config and config.export else ExportConfig()),
     )
+
+
+def write_members(ensemble_dir: Path, models: list[str]) -> None:
+    """The first-level models the ensemble stacked (``yt8m table``'s "Ens." column)."""
+    write_atomic(ensemble_dir / "members.json", json.dumps(models))

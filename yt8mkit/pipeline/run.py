@@ -39,11 +39,11 @@ from yt8mkit.data.synth import TEST_DIR, generate
 from yt8mkit.errors import Yt8mError
 from yt8mkit.evaluation import evaluate_submission
 from yt8mkit.pipeline.config import PipelineConfig, results_fields
+from yt8mkit.pipeline.layout import write_members
 from yt8mkit.rundir import (
     guard_config,
     lock_run_dir,
     prediction_gap,
-    write_atomic,
     write_json,
 )
 from yt8mkit.train.run import store_folds
@@ -242,7 +242,7 @@ def _run_stages(
                     submission = _predict(run_dir, test_store, stages, say)
     write_json(run_dir / "table_rows.json", rows)
     if config.stack is not None:
-        write_atomic(run_dir / "ensemble" / "members.json", json.dumps(list(zoo.metrics)))
+        write_members(run_dir / "ensemble", list(zoo.metrics))
 
     result = PipelineResult(run_dir=run_dir, skipped_stages=stages.skipped)
     if test_store is not None:
