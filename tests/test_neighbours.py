@@ -101,7 +101,7 @@ def test_a_rerun_reads_back_and_other_settings_are_refused(
     again = run_neighbours("knn", NeighboursSpec(k=5), store, tmp_path / "knn", test)
     assert again["oof_gap"] == first["oof_gap"]
     assert again["test_gap"] == first["test_gap"]
-    with pytest.raises(Yt8mError, match="other settings"):
+    with pytest.raises(Yt8mError, match=r"another config \(differs at k\)"):
         run_neighbours("knn", NeighboursSpec(k=9), store, tmp_path / "knn", test)
 
 
