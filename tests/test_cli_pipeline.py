@@ -9,10 +9,12 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 from typer.testing import CliRunner
 
 from yt8mkit.cli.main import app
+from yt8mkit.config_files import ConfigError
 from yt8mkit.data.predictions import Predictions
 from yt8mkit.data.store import Store
 from yt8mkit.export import OnnxPredictor
@@ -204,12 +206,9 @@ def test_export_must_name_a_final_model_that_distillation_trains(tmp_path: Path)
     data = demo_config().model_dump(mode="json")
     data["distill"]["labels"] = "soft"
     data["export"]["labels"] = "hard"
-    try:
+    with pytest.raises(ConfigError, match=r"export\.labels: 'hard', but distill\.labels "
+                                          r"'soft' trains no such final model"):
         PipelineConfig.from_dict(data, base=tmp_path)
-    except ValueError as err:
-        assert "trains no such final model" in str(err)
-    else:
-        raise AssertionError("exporting a final model that is never trained must be refused")
     data["distill"]["labels"] = "hard"
     config = PipelineConfig.from_dict(data, base=tmp_path)
     assert config.distill is not None and config.distill.kinds() == ["hard"]

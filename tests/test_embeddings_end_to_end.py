@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 
 from yt8mkit.cli.main import app
 from yt8mkit.data import synth_embeddings
-from yt8mkit.data.embeddings import EmbeddingOptions, ingest_embeddings
+from yt8mkit.data.embedding_ingest import ingest_embeddings
+from yt8mkit.data.embeddings import EmbeddingOptions
 from yt8mkit.data.store import Store
 from yt8mkit.features.centroids import save_centroids
 from yt8mkit.models.registry import create_model, list_models

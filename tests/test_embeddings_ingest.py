@@ -16,7 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from yt8mkit.data.embeddings import EmbeddingOptions, detect_format, ingest_embeddings
+from yt8mkit.data.embedding_ingest import ingest_embeddings
+from yt8mkit.data.embeddings import EmbeddingOptions, detect_format
 from yt8mkit.data.quantize import quantize
 from yt8mkit.data.store import Store, StoreWriter, partial_path
 from yt8mkit.errors import BadInputError
@@ -450,7 +451,8 @@ def test_an_input_changed_after_an_interruption_is_read_again(
 KILLER = """
 import os, signal, sys
 from yt8mkit.data import store
-from yt8mkit.data.embeddings import EmbeddingOptions, ingest_embeddings
+from yt8mkit.data.embedding_ingest import ingest_embeddings
+from yt8mkit.data.embeddings import EmbeddingOptions
 original = store.StoreWriter._append
 calls = {"n": 0}
 def append(self, name, data):

@@ -40,3 +40,35 @@ def test_no_cycle_between_packages_or_modules() -> None:
                          capture_output=True, text=True, check=True)
     assert "mutually reachable package pairs (cycles): 0" in out.stdout
     assert "module cycles (lazy imports counted): 0" in out.stdout
+
+
+def _third_party_imports(folder: Path) -> set[str]:
+    import ast
+
+    found: set[str] = set()
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+    return {name for name in found if name not in sys.stdlib_module_names} - {"yt8mkit"}
+
+
+def test_runtime_dependencies_are_what_the_package_imports() -> None:
+    import re
+    from importlib.metadata import packages_distributions
+
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+    def names(requirements: list[str]) -> set[str]:
+        return {re.split(r"[<>=!~\[ ]", r)[0].lower().replace("_", "-") for r in requirements}
+
+    declared = names(project["dependencies"])
+    cluster = names(project["optional-dependencies"]["cluster"])
+    distributions = packages_distributions()
+    imported = {distributions[module][0].lower().replace("_", "-")
+                for module in _third_party_imports(ROOT / "yt8mkit")}
+    assert imported - cluster == declared

@@ -117,7 +117,7 @@ def ingest(
 def _ingest_embeddings(sources: list[str], out: Path, options: EmbeddingOptions
                        ) -> StoreMeta:
     """Parquet or NumPy inputs (yt8mkit/data/embeddings.py), with a progress bar."""
-    from yt8mkit.data.embeddings import ingest_embeddings
+    from yt8mkit.data.embedding_ingest import ingest_embeddings
 
     with progress_bar() as bar:
         task = bar.add_task("ingest", total=None, status="")

@@ -21,6 +21,7 @@ from pydantic import (
 
 from yt8mkit.config_files import (
     ConfigError,
+    KeyPathError,
     describe,
     load,
     read_yaml_mapping,
@@ -99,10 +100,9 @@ class PipelineConfig(BaseModel):
     def _export_what_is_trained(self) -> PipelineConfig:
         if (self.distill is not None and self.export is not None
                 and self.export.labels not in self.distill.kinds()):
-            raise ValueError(
-                f"export.labels is {self.export.labels!r}, but distill.labels "
-                f"{self.distill.labels!r} trains no such final model"
-            )
+            raise KeyPathError(
+                "export.labels", f"{self.export.labels!r}, but distill.labels "
+                f"{self.distill.labels!r} trains no such final model")
         return self
 
     @classmethod

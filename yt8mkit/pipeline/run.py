@@ -51,6 +51,7 @@ from yt8mkit.train.runlog import RunLog
 from yt8mkit.zoo.frame_inputs import prepare_zoo
 from yt8mkit.zoo.neighbours import run_neighbour_members
 from yt8mkit.zoo.runner import run_zoo
+from yt8mkit.zoo.table import second_level_rows
 
 Report = Callable[[str], None]
 
@@ -200,7 +201,34 @@ def _run_stages(
     _folds(config, store, say)
     metrics: dict = {"name": config.name, "models": {}}
     metrics["models"]["label_frequency"] = _baseline(store, test_store, run_dir, stages, say)
+    members = _first_level(config, store, test_store, run_dir, say)
+    metrics["models"].update(members)
+    best = max(members, key=lambda name: members[name].get("oof_gap", -1.0))
+    metrics["best_model"] = best
+    submission = _second_level(config, store, test_store, run_dir, list(members), stages,
+                               metrics, say) or run_dir / "zoo" / best / "submission.csv"
+    write_json(run_dir / "table_rows.json",
+               second_level_rows(metrics.get("ensemble"), metrics.get("distill")))
+    if config.stack is not None:
+        write_members(run_dir / "ensemble", list(members))
 
+    result = PipelineResult(run_dir=run_dir, skipped_stages=stages.skipped)
+    if test_store is not None:
+        if submission != run_dir / "submission.csv":
+            shutil.copyfile(submission, run_dir / "submission.csv")
+        result.submission = run_dir / "submission.csv"
+        if test_store.has_labels:
+            metrics["test"] = evaluate_submission(result.submission, test_store).to_dict()
+    metrics["seconds"] = time.perf_counter() - began
+    write_json(run_dir / "metrics.json", metrics)
+    result.metrics = metrics
+    return result
+
+
+def _first_level(config: PipelineConfig, store: Store, test_store: Store | None,
+                 run_dir: Path, say: Report) -> dict[str, dict]:
+    """The zoo (its centroids and derived stores first) and its nearest-neighbour
+    members; each member's metrics."""
     # Centroids and derived stores the zoo declares, computed once into the run directory.
     plan = prepare_zoo(config.zoo, store, test_store, run_dir, say)
     say(f"stage zoo: {len(plan.configs)} models x {config.folds.num_folds} folds")
@@ -214,47 +242,24 @@ def _run_stages(
         raise Yt8mError(f"{len(zoo.failed)} zoo job(s) failed; see {failures}")
     zoo.metrics.update(run_neighbour_members(config.zoo.neighbours, store, run_dir / "zoo",
                                              test_store, say))
-    metrics["models"].update(zoo.metrics)
+    return zoo.metrics
 
-    best = max(zoo.metrics, key=lambda name: zoo.metrics[name].get("oof_gap", -1.0))
-    metrics["best_model"] = best
-    submission = run_dir / "zoo" / best / "submission.csv"
-    rows: list[dict] = []
-    if config.stack is not None:
-        metrics["ensemble"] = _stack(config, store, test_store, run_dir, list(zoo.metrics),
-                                     stages, say)
-        rows.append({"name": "lightgbm_ensemble", "frame_level": False,
-                     "gap": metrics["ensemble"]["oof_gap"], "bce": None, "in_ensemble": None,
-                     "test_gap": metrics["ensemble"].get("test_gap"),
-                     "selection_gap": metrics["ensemble"].get("selection_gap")})
-        if config.distill is not None:
-            metrics["distill"] = _distill(config, store, test_store, run_dir, stages, say)
-            for name, values in metrics["distill"].items():
-                if name.endswith("final"):
-                    rows.append({"name": f"final_model_{name.split('_')[0]}_labels",
-                                 "frame_level": False, "gap": values["oof_gap"],
-                                 "bce": values.get("oof_bce"), "in_ensemble": None,
-                                 "test_gap": values.get("test_gap"),
-                                 "selection_gap": values.get("selection_gap")})
-            if config.export is not None:
-                metrics["export"] = _export(config, store, run_dir, stages, say)
-                if test_store is not None:
-                    submission = _predict(run_dir, test_store, stages, say)
-    write_json(run_dir / "table_rows.json", rows)
-    if config.stack is not None:
-        write_members(run_dir / "ensemble", list(zoo.metrics))
 
-    result = PipelineResult(run_dir=run_dir, skipped_stages=stages.skipped)
-    if test_store is not None:
-        if submission != run_dir / "submission.csv":
-            shutil.copyfile(submission, run_dir / "submission.csv")
-        result.submission = run_dir / "submission.csv"
-        if test_store.has_labels:
-            metrics["test"] = evaluate_submission(result.submission, test_store).to_dict()
-    metrics["seconds"] = time.perf_counter() - began
-    write_json(run_dir / "metrics.json", metrics)
-    result.metrics = metrics
-    return result
+def _second_level(config: PipelineConfig, store: Store, test_store: Store | None,
+                  run_dir: Path, members: list[str], stages: _Stages, metrics: dict,
+                  say: Report) -> Path | None:
+    """The stages the config asks for after the zoo (stack, distill, export, predict),
+    their summaries added to ``metrics``; the final model's submission when there is one."""
+    if config.stack is None:
+        return None
+    metrics["ensemble"] = _stack(config, store, test_store, run_dir, members, stages, say)
+    if config.distill is None:
+        return None
+    metrics["distill"] = _distill(config, store, test_store, run_dir, stages, say)
+    if config.export is None:
+        return None
+    metrics["export"] = _export(config, store, run_dir, stages, say)
+    return _predict(run_dir, test_store, stages, say) if test_store is not None else None
 
 
 def _stack(config: PipelineConfig, store: Store, test_store: Store | None, run_dir: Path,
