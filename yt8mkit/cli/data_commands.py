@@ -17,8 +17,8 @@ from yt8mkit.cli.progress import progress_bar
 
 if TYPE_CHECKING:
     from yt8mkit.data.embeddings import EmbeddingOptions
-    from yt8mkit.data.store import StoreMeta
-
+    from yt8mkit.data.store import Store, StoreMeta
+    from yt8mkit.data.vocabulary import Vocabulary
 
 @app.command()
 def ingest(
@@ -136,11 +136,19 @@ def _ingest_embeddings(sources: list[str], out: Path, options: EmbeddingOptions
 def info(store: Annotated[Path, typer.Argument(help="Store directory.")],
          vocabulary: VocabularyOption = None, as_json: JsonOption = False) -> None:
     """Counts, label statistics and dimensions of a store."""
-    from yt8mkit.data.folds import folds_info
     from yt8mkit.data.store import Store
 
-    s = Store(store)
-    vocab = names.load(vocabulary)
+    facts = _store_facts(Store(store), names.load(vocabulary))
+    if as_json:
+        print_json(facts)
+    else:
+        results.print(_facts_table(str(store), facts))
+
+
+def _store_facts(s: Store, vocab: Vocabulary | None) -> dict[str, Any]:
+    """What `yt8m info` says of a store, as plain values."""
+    from yt8mkit.data.folds import folds_info
+
     meta = s.meta
     facts: dict[str, Any] = {
         "level": meta.level, "videos": meta.num_videos, "classes": meta.num_classes,
@@ -161,15 +169,16 @@ def info(store: Annotated[Path, typer.Argument(help="Store directory.")],
             "classes_seen": int((class_counts > 0).sum()),
             "most_frequent": [{"label": names.label(int(c), vocab), "count": int(class_counts[c])}
                               for c in top]}
-    if as_json:
-        print_json(facts)
-        return
-    table = Table(title=str(store), show_header=False)
-    table.add_row("level", meta.level)
-    table.add_row("videos", f"{meta.num_videos:,}")
-    table.add_row("classes", f"{meta.num_classes:,}")
-    table.add_row("dims", ", ".join(f"{k}={v}" for k, v in meta.dims.items()))
-    table.add_row("video feature dtype", meta.video_dtype)
+    return facts
+
+
+def _facts_table(title: str, facts: dict[str, Any]) -> Table:
+    table = Table(title=title, show_header=False)
+    table.add_row("level", facts["level"])
+    table.add_row("videos", f"{facts['videos']:,}")
+    table.add_row("classes", f"{facts['classes']:,}")
+    table.add_row("dims", ", ".join(f"{k}={v}" for k, v in facts["dims"].items()))
+    table.add_row("video feature dtype", facts["video_dtype"])
     if "frames" in facts:
         frames = facts["frames"]
         table.add_row("frames", f"{frames['total']:,} (per video {frames['min']}–{frames['max']})")
@@ -181,8 +190,8 @@ def info(store: Annotated[Path, typer.Argument(help="Store directory.")],
         table.add_row("classes seen", f"{labels['classes_seen']:,}")
         table.add_row("most frequent", ", ".join(f"{t['label']} ({t['count']})"
                                                  for t in labels["most_frequent"]))
-    table.add_row("unlabelled videos", f"{meta.num_unlabelled:,}")
-    table.add_row("skipped records", f"{len(meta.skipped)}")
+    table.add_row("unlabelled videos", f"{facts['unlabelled_videos']:,}")
+    table.add_row("skipped records", f"{facts['skipped_records']}")
     folds = facts["folds"]
     table.add_row(
         "folds",
@@ -190,7 +199,7 @@ def info(store: Annotated[Path, typer.Argument(help="Store directory.")],
         if folds is None
         else f"{folds['num_folds']} (seed {folds['seed']}), sizes {folds['sizes']}",
     )
-    results.print(table)
+    return table
 
 
 @app.command()

@@ -223,24 +223,31 @@ def run_model(
         if "oof_gap" in previous and previous.get("test_predictions") == has_test:
             return previous
     if done == all_folds:
-        oof = assemble_oof(config, store, folds, out, model_factory)
-        metrics["oof_gap"] = prediction_gap(oof, store, np.flatnonzero(folds >= 0))
-        metrics["selected_on"] = config.select_on
-        if len(selection_rows(folds)):
-            # Leak-free for every level: no model this run learns from trained on them.
-            metrics["selection_gap"] = prediction_gap(oof, store, selection_rows(folds))
-        fold_results = [read_done(out / f"fold{f}", FOLD_OUTPUTS) or {} for f in all_folds]
-        sizes = [int((folds == f).sum()) for f in all_folds]
-        metrics["oof_bce"] = float(
-            np.average([r["best_bce"] for r in fold_results], weights=sizes)
-        )
-        metrics["fold_gap_mean"] = float(np.mean([r["best_gap"] for r in fold_results]))
-        metrics["test_predictions"] = test_store is not None
-        if test_store is not None:
-            test = predict_test(config, store, test_store, out, all_folds, model_factory)
-            write_submission(out / "submission.csv", test_store.ids(), np.asarray(test.indices),
-                             np.asarray(test.scores, np.float32))
-            if test_store.has_labels:
-                metrics["test_gap"] = prediction_gap(test, test_store)
+        metrics.update(_complete(config, store, folds, out, test_store, model_factory))
     write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def _complete(config: TrainConfig, store: Store, folds: np.ndarray, out: Path,
+              test_store: Store | None, model_factory: FoldModelFactory | None) -> dict:
+    """Once every fold is done: the out-of-fold set and its scores, the test predictions
+    and the submission."""
+    all_folds = fold_ids(folds)
+    oof = assemble_oof(config, store, folds, out, model_factory)
+    metrics: dict = {"oof_gap": prediction_gap(oof, store, np.flatnonzero(folds >= 0)),
+                     "selected_on": config.select_on}
+    if len(selection_rows(folds)):
+        # Leak-free for every level: no model this run learns from trained on them.
+        metrics["selection_gap"] = prediction_gap(oof, store, selection_rows(folds))
+    fold_results = [read_done(out / f"fold{f}", FOLD_OUTPUTS) or {} for f in all_folds]
+    sizes = [int((folds == f).sum()) for f in all_folds]
+    metrics["oof_bce"] = float(np.average([r["best_bce"] for r in fold_results], weights=sizes))
+    metrics["fold_gap_mean"] = float(np.mean([r["best_gap"] for r in fold_results]))
+    metrics["test_predictions"] = test_store is not None
+    if test_store is not None:
+        test = predict_test(config, store, test_store, out, all_folds, model_factory)
+        write_submission(out / "submission.csv", test_store.ids(), np.asarray(test.indices),
+                         np.asarray(test.scores, np.float32))
+        if test_store.has_labels:
+            metrics["test_gap"] = prediction_gap(test, test_store)
     return metrics
