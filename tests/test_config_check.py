@@ -132,3 +132,28 @@ def test_train_and_zoo_files_take_overrides_and_name_the_file(tmp_path: Path) ->
     assert ZooConfig.from_yaml(zoo, ["defaults.epochs=2"]).train_configs()["a"].epochs == 2
     with pytest.raises(ConfigError, match=r"zoo.yaml: models\.a\.epochz: unknown key"):
         ZooConfig.from_yaml(zoo, ["models.a.epochz=2"])
+
+
+def test_a_run_recorded_before_configs_were_resolved_still_resumes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from yt8mkit.pipeline.run import _check_config
+    from yt8mkit.rundir import RunConfigError
+
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    (folder / "m.yaml").write_text("model: {name: logistic}\n")
+    (folder / "p.yaml").write_text(yaml.safe_dump({
+        "data": {"train": ["../data"]}, "zoo": {"models": {"m": {"config": "m.yaml"}}}}))
+    config = PipelineConfig.from_yaml(folder / "p.yaml")
+    # What the previous code recorded, run from tmp_path: the paths as written (data
+    # relative to the working directory then), no resolved models.
+    legacy = config.model_dump(mode="json")
+    legacy["data"]["train"] = ["data"]
+    legacy["zoo"]["models"]["m"]["config"] = "m.yaml"
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump(legacy))
+    monkeypatch.chdir(tmp_path)
+    _check_config(run, config)
+    with pytest.raises(RunConfigError, match=r"differs at stack\.top_n"):
+        _check_config(run, PipelineConfig.from_yaml(folder / "p.yaml", ["stack.top_n=3"]))

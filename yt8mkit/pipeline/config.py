@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -158,6 +159,12 @@ def results_fields(resolved: dict[str, Any], with_models: bool = True) -> dict[s
         fields["zoo"]["resolved_models"] = {
             name: TrainConfig.model_validate(config).resolved()
             for name, config in models.items()}
+    elif not with_models:
+        # A run recorded before: its model files were named relative to the zoo file,
+        # which the record does not say; they are compared by name, as written then.
+        for spec in fields["zoo"]["models"].values():
+            if "config" in spec:
+                spec["config"] = os.path.basename(str(spec["config"]))
     return fields
 
 
