@@ -26,7 +26,7 @@ def test_info_writes_its_table_to_stdout_and_json_with_json(
     out = tmp_path / "f"
     with out.open("w") as f:
         done = subprocess.run([sys.executable, "-m", "yt8mkit", "info", store], stdout=f,
-                              stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=120)
+                              stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "videos" in out.read_text() and "500" in out.read_text()
     facts = json.loads(runner.invoke(app, ["info", store, "--json"]).stdout)
