@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from yt8mkit.data.store import Store, StoreMeta
     from yt8mkit.data.vocabulary import Vocabulary
 
+
 @app.command()
 def ingest(
     sources: Annotated[list[str], typer.Argument(help="TFRecord files, folders or globs.")],
