@@ -122,7 +122,7 @@ def test_no_rgb_or_audio_names_in_the_code_that_reads_a_store() -> None:
     allowed = {"schema.py", "ingest.py", "synth.py"}  # by name: files may move
     found = []
     for path in sorted((REPO / "yt8mkit").rglob("*.py")):
-        if path.name in allowed:
+        if path.name in allowed or "synth" in path.parent.name:  # the generator's package
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and node.value in (
