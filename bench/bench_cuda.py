@@ -25,8 +25,9 @@ from results_table import write_results
 
 from yt8mkit.data.folds import write_folds
 from yt8mkit.data.sources import open_or_ingest
+from yt8mkit.rundir import prediction_gap
 from yt8mkit.train.config import TrainConfig
-from yt8mkit.train.run import predict_test, prediction_gap, run_fold
+from yt8mkit.train.run import predict_test, run_fold
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {"cpu": ("cpu", False), "cuda": ("cuda", False), "cuda_amp": ("cuda", True)}
@@ -81,7 +82,7 @@ def main() -> None:
                  "epochs_run": result["epochs_run"],
                  "train_videos_per_s": train_videos * result["epochs_run"] / seconds,
                  "fold0_gap": result["best_gap"], "best_epoch": result["best_epoch"],
-                 "test_gap": prediction_gap(test_store, test),
+                 "test_gap": prediction_gap(test, test_store),
                  "peak_gpu_mb": (torch.cuda.max_memory_allocated() / 2**20
                                  if device == "cuda" else None)}
         report["variants"][name] = entry

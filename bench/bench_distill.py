@@ -26,13 +26,13 @@ from pathlib import Path
 import torch
 from results_table import write_results
 
+from yt8mkit.data.predictions import Predictions
 from yt8mkit.data.store import Store
 from yt8mkit.distill.run import run_distill
 from yt8mkit.export.final import export_final_model
 from yt8mkit.export.predictor import predict_store
 from yt8mkit.metrics import GapAccumulator
 from yt8mkit.pipeline.config import PipelineConfig
-from yt8mkit.train.predictions import Predictions
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -33,11 +33,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from yt8mkit.data.frame_loader import frame_batches, padding_fraction
 from yt8mkit.data.ingest import IngestConfig, ingest
+from yt8mkit.data.loader import epoch_order
 from yt8mkit.data.store import Store
 from yt8mkit.data.synth import SynthConfig, generate
-from yt8mkit.train.frame_loader import frame_batches, padding_fraction
-from yt8mkit.train.loader import epoch_order
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results" / "frame_loader.json"

@@ -59,7 +59,7 @@ def one_level_stacks(run_dir: Path, levels: dict[str, str]) -> dict:
     resumable): what the other level adds to the stack, in GAP@20."""
     from yt8mkit.data.store import Store
     from yt8mkit.ensemble import run_stack
-    from yt8mkit.train.run import prediction_gap
+    from yt8mkit.rundir import prediction_gap
 
     metrics = json.loads((run_dir / "ensemble" / "metrics.json").read_text())
     config = StackConfig.model_validate(metrics["config"])
@@ -76,7 +76,7 @@ def one_level_stacks(run_dir: Path, levels: dict[str, str]) -> dict:
                            {m: zoo / m / "test" for m in names} if test_store else None)
         out[level] = {"members": names, "oof_gap": result.metrics["oof_gap"],
                       "selection_gap": result.metrics.get("selection_gap"),
-                      "test_gap": (prediction_gap(test_store, result.test)
+                      "test_gap": (prediction_gap(result.test, test_store)
                                    if test_store is not None and test_store.has_labels
                                    and result.test is not None else None)}
     return out

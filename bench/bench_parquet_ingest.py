@@ -111,7 +111,8 @@ TRACE: list[float] = []  # the process's RSS after each unit ours appended
 
 
 def _ingest_ours(path: str, workers: int) -> int:
-    from yt8mkit.data.embeddings import EmbeddingOptions, ingest_embeddings
+    from yt8mkit.data.embedding_ingest import ingest_embeddings
+    from yt8mkit.data.embeddings import EmbeddingOptions
 
     TRACE.clear()
     with tempfile.TemporaryDirectory(prefix="bench_parquet_") as folder:

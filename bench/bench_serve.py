@@ -38,9 +38,9 @@ import httpx
 import numpy as np
 from results_table import write_results
 
+from yt8mkit.data.predictions import top_k_of
 from yt8mkit.data.store import Store
 from yt8mkit.export.predictor import OnnxPredictor
-from yt8mkit.train.predictions import top_k_of
 
 ROOT = Path(__file__).resolve().parents[1]
 NPY = "application/x-npy"

@@ -30,12 +30,12 @@ import torch
 from results_table import write_results
 
 from yt8mkit.data.folds import fold_ids
+from yt8mkit.data.predictions import Predictions
 from yt8mkit.data.store import Store
 from yt8mkit.distill.run import fold_job, soft_labels_for
 from yt8mkit.metrics import GapAccumulator
 from yt8mkit.train.config import TrainConfig
 from yt8mkit.train.pool import Job, run_jobs
-from yt8mkit.train.predictions import Predictions
 from yt8mkit.train.run import check_run_config, run_model, soft_targets
 from yt8mkit.train.trainer import load_best, predict_batches, resolve_device
 

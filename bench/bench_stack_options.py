@@ -24,7 +24,7 @@ from results_table import write_results
 from yt8mkit.data.store import Store
 from yt8mkit.ensemble import run_stack
 from yt8mkit.ensemble.config import StackConfig
-from yt8mkit.train.run import prediction_gap
+from yt8mkit.rundir import prediction_gap
 
 DEFAULT_VARIANTS = [
     '{"name": "default"}',
@@ -66,7 +66,7 @@ def main() -> None:
                "selection_gap": result.metrics.get("selection_gap"),
                "best_single_selection": max(result.metrics["inputs_selection_gap"].items(),
                                             key=lambda kv: kv[1]),
-               "held_out_gap": prediction_gap(test_store, result.test),
+               "held_out_gap": prediction_gap(result.test, test_store),
                "seconds_this_call": time.perf_counter() - began}
         rows.append(row)
         table.append([name, f"{row['oof_gap']:.4f}", f"{row['selection_gap']:.4f}",

@@ -26,10 +26,10 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from yt8mkit.data.sources import open_or_ingest
+from yt8mkit.data.ingest import open_or_ingest
+from yt8mkit.data.loader import epoch_order, video_batches
 from yt8mkit.models import create_model
 from yt8mkit.train.config import TrainConfig
-from yt8mkit.train.loader import epoch_order, video_batches
 from yt8mkit.train.trainer import _optimizer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,10 +22,10 @@ import torch
 from results_table import write_results
 
 from yt8mkit.data.folds import folds_info, write_folds
-from yt8mkit.data.sources import open_or_ingest
+from yt8mkit.data.ingest import open_or_ingest
+from yt8mkit.data.predictions import Predictions
 from yt8mkit.pipeline.config import PipelineConfig
-from yt8mkit.train.predictions import Predictions
-from yt8mkit.train.run import prediction_gap
+from yt8mkit.rundir import prediction_gap
 from yt8mkit.zoo.config import ZooConfig
 from yt8mkit.zoo.runner import run_zoo
 
@@ -81,7 +81,7 @@ def main() -> None:
                 "oof_bce": metrics["oof_bce"],
                 "fold_gaps": [f["best_gap"] for f in metrics["folds"]],
                 "best_epochs": [f["best_epoch"] for f in metrics["folds"]],
-                "held_out_gap": prediction_gap(held_out, test),
+                "held_out_gap": prediction_gap(test, held_out),
                 "train_seconds": float(np.sum([f["seconds"] for f in metrics["folds"]])),
             }
         )

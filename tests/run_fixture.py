@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from tests.conftest import build_synthetic_store
+from yt8mkit.data.predictions import PredictionsWriter
 from yt8mkit.data.store import Store
-from yt8mkit.train.predictions import PredictionsWriter
 
 
 def _noisy_truth(store: Store, rng: np.random.Generator, signal: float) -> np.ndarray:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from yt8mkit.analysis.outcomes import OutcomeAccumulator, analyse, chunk_outcomes
-from yt8mkit.train.predictions import Predictions, PredictionsWriter
+from yt8mkit.data.predictions import Predictions, PredictionsWriter
 
 
 def _csr(label_lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:

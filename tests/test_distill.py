@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from yt8mkit.data.ingest import IngestConfig, ingest
+from yt8mkit.data.predictions import PredictionsWriter
 from yt8mkit.data.store import Store
 from yt8mkit.data.synth import SynthConfig, generate
 from yt8mkit.distill import (
@@ -24,7 +25,6 @@ from yt8mkit.distill import (
     build_student,
     student_configs,
 )
-from yt8mkit.train.predictions import PredictionsWriter
 
 DIMS = {"rgb": 16, "audio": 8}
 
@@ -50,7 +50,7 @@ def _ensemble(store: Store, path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize("blend", [0.0, 0.3])
 def test_soft_labels_hold_scores_and_blend(store: Store, tmp_path: Path, blend: float) -> None:
-    from yt8mkit.train.predictions import Predictions
+    from yt8mkit.data.predictions import Predictions
 
     indices, scores = _ensemble(store, tmp_path / "oof")
     soft = build_soft_labels(Predictions(tmp_path / "oof"), store, blend=blend)
@@ -140,8 +140,8 @@ def test_final_model_from_student_checkpoints(tmp_path: Path) -> None:
 
 
 def test_the_trainer_trains_a_final_model_on_soft_labels(store: Store, tmp_path: Path) -> None:
+    from yt8mkit.data.predictions import Predictions
     from yt8mkit.train.config import TrainConfig
-    from yt8mkit.train.predictions import Predictions
     from yt8mkit.train.trainer import train_fold
 
     _ensemble(store, tmp_path / "oof")

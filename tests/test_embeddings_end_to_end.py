@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 
 from yt8mkit.cli.main import app
 from yt8mkit.data import synth_embeddings
-from yt8mkit.data.embeddings import EmbeddingOptions, ingest_embeddings
+from yt8mkit.data.embedding_ingest import ingest_embeddings
+from yt8mkit.data.embeddings import EmbeddingOptions
 from yt8mkit.data.store import Store
 from yt8mkit.features.centroids import save_centroids
 from yt8mkit.models.registry import create_model, list_models
@@ -121,7 +122,7 @@ def test_no_rgb_or_audio_names_in_the_code_that_reads_a_store() -> None:
     allowed = {"schema.py", "ingest.py", "synth.py"}  # by name: files may move
     found = []
     for path in sorted((REPO / "yt8mkit").rglob("*.py")):
-        if path.name in allowed:
+        if path.name in allowed or "synth" in path.parent.name:  # the generator's package
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and node.value in (

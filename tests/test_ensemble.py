@@ -12,13 +12,13 @@ import pytest
 
 from yt8mkit.data.folds import write_folds
 from yt8mkit.data.ingest import IngestConfig, ingest
+from yt8mkit.data.predictions import Predictions, PredictionsWriter
 from yt8mkit.data.store import Store
 from yt8mkit.data.synth import SynthConfig, generate
 from yt8mkit.ensemble import StackConfig, run_stack
 from yt8mkit.ensemble.candidates import candidate_labels, expand_rows
 from yt8mkit.ensemble.features import FeatureLayout, build_block, top_k_from_candidates
 from yt8mkit.errors import Yt8mError
-from yt8mkit.train.predictions import Predictions, PredictionsWriter
 
 NAN = np.nan
 
@@ -194,5 +194,5 @@ def test_stack_resumes_and_is_deterministic(
     for result in (again, other, reordered):
         np.testing.assert_array_equal(result.oof.indices, first.oof.indices)
         np.testing.assert_array_equal(result.oof.scores, first.oof.scores)
-    with pytest.raises(Yt8mError, match="other inputs or settings"):
+    with pytest.raises(Yt8mError, match=r"another config \(differs at config\.num_leaves\)"):
         run_stack(dirs, store, tmp_path / "a", config.model_copy(update={"num_leaves": 7}))

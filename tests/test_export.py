@@ -12,13 +12,13 @@ import torch
 
 import yt8mkit.export.onnx_export as onnx_export
 from yt8mkit.data.ingest import IngestConfig, ingest
+from yt8mkit.data.predictions import top_k_of
 from yt8mkit.data.store import Store
 from yt8mkit.data.synth import SynthConfig, generate
 from yt8mkit.distill import FinalModel, build_student
 from yt8mkit.errors import Yt8mError
 from yt8mkit.export import OnnxPredictor, export_onnx, predict_store, predict_to_submission
 from yt8mkit.models import create_model
-from yt8mkit.train.predictions import top_k_of
 
 DIMS = {"rgb": 64, "audio": 16}
 

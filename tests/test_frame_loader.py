@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-from yt8mkit.data.ingest import IngestConfig, ingest
-from yt8mkit.data.quantize import dequantize
-from yt8mkit.data.store import Store
-from yt8mkit.data.synth import SynthConfig, generate
-from yt8mkit.train.frame_loader import (
+from yt8mkit.data.frame_loader import (
     FRAME_MASK,
     frame_batches,
     padding_fraction,
     plan_batches,
 )
-from yt8mkit.train.loader import Batch, epoch_order
+from yt8mkit.data.ingest import IngestConfig, ingest
+from yt8mkit.data.loader import Batch, epoch_order
+from yt8mkit.data.quantize import dequantize
+from yt8mkit.data.store import Store
+from yt8mkit.data.synth import SynthConfig, generate
 
 SYNTH = SynthConfig(videos=60, classes=20, seed=0, frames=True, rgb_dim=24, audio_dim=8,
                     min_frames=3, max_frames=90, videos_per_shard=25)

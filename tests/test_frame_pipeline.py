@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from pydantic import ValidationError
 
+from yt8mkit.config_files import ConfigError
 from yt8mkit.data.folds import SELECTION
+from yt8mkit.data.predictions import Predictions
 from yt8mkit.data.store import Store
 from yt8mkit.pipeline.config import PipelineConfig
 from yt8mkit.pipeline.run import run_pipeline
-from yt8mkit.train.predictions import Predictions
-from yt8mkit.train.run import prediction_gap
+from yt8mkit.rundir import prediction_gap
 from yt8mkit.zoo.config import ZooConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,9 +93,9 @@ def test_frame_pipeline_end_to_end_with_aligned_derived_predictions(tmp_path: Pa
     # figures (out of fold, and on the selection split), and the rows are the same videos.
     oof = Predictions(run / "zoo" / "stats" / "oof")
     assert len(oof) == store.num_videos
-    assert prediction_gap(store, oof, np.flatnonzero(folds >= 0)) == pytest.approx(
+    assert prediction_gap(oof, store, np.flatnonzero(folds >= 0)) == pytest.approx(
         models["stats"]["oof_gap"], abs=1e-9)
-    assert prediction_gap(store, oof, np.flatnonzero(folds == SELECTION)) == pytest.approx(
+    assert prediction_gap(oof, store, np.flatnonzero(folds == SELECTION)) == pytest.approx(
         models["stats"]["selection_gap"], abs=1e-9)
     test_store = Store(run / "derived" / "stats" / "test_store")
     assert test_store.ids() == Store(run / "test_store").ids()
@@ -127,24 +128,27 @@ def test_a_misaligned_derived_store_is_refused(tmp_path: Path) -> None:
         check_aligned(Store(tmp_path / "a"), other)
 
 
-@pytest.mark.parametrize("where, typo", [
-    (("zoo", "centroids", "c4"), {"kk": 4}),                        # unknown field
-    (("zoo", "derived", "stats"), {"epochz": 2}),                   # unknown training field
-    (("zoo", "derived", "stats", "features"), {"name": "statistcs"}),  # no such representation
-    (("zoo", "derived", "stats", "frames"), {"max_frame": 10}),    # unknown frame option
-    (("zoo", "models", "centroid", "model", "params"), {"centroids": "c5"}),  # no such entry
+@pytest.mark.parametrize("where, typo, key_path", [
+    (("zoo", "centroids", "c4"), {"kk": 4}, "zoo.centroids.c4.kk"),  # unknown field
+    (("zoo", "derived", "stats"), {"epochz": 2}, "zoo.derived.stats.epochz"),
+    (("zoo", "derived", "stats", "features"), {"name": "statistcs"},  # no such representation
+     "zoo.derived.stats.features"),
+    (("zoo", "derived", "stats", "frames"), {"max_frame": 10},  # unknown frame option
+     "zoo.derived.stats.frames.max_frame"),
+    (("zoo", "models", "centroid", "model", "params"), {"centroids": "c5"},  # no such entry
+     "zoo"),
     # a frame-level model on a derived (video-level) store
-    (("zoo", "derived", "stats", "model"), {"name": "attention_net", "params": {}}),
+    (("zoo", "derived", "stats", "model"), {"name": "attention_net", "params": {}}, "zoo"),
 ])
 def test_a_typo_in_the_frame_sections_fails_at_load(
-    tmp_path: Path, where: tuple[str, ...], typo: dict
+    tmp_path: Path, where: tuple[str, ...], typo: dict, key_path: str
 ) -> None:
     data = copy.deepcopy(CONFIG)
     node = data
     for key in where:
         node = node.setdefault(key, {})
     node.update(typo)
-    with pytest.raises(ValidationError):
+    with pytest.raises(ConfigError, match=rf"^pipeline config: {re.escape(key_path)}"):
         _config(tmp_path, data)
 
 

@@ -172,7 +172,7 @@ def test_damaged_stores_give_a_clear_error(tmp_path: Path, damage: str) -> None:
     with pytest.raises(DamagedStoreError, match=r"rgb\.bin|meta\.json"):
         Store(path).video_batch(slice(0, 2))
     result = CliRunner().invoke(app, ["info", str(path)])
-    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.exit_code == 1 and "Traceback" not in result.output
 
 
 # ---------------------------------------------------------------- write failures
@@ -201,7 +201,7 @@ def test_a_full_disk_is_a_clear_error_and_the_rerun_gives_the_clean_store(
     out = tmp_path / "s"
     # Each file adds 40 rows of 512 bytes to rgb.bin: the limit stops it in the third.
     done = _limited_ingest(sources, out, 50_000)
-    assert done.returncode == 2, done.stderr
+    assert done.returncode == 1, done.stderr
     said = done.stdout + done.stderr
     assert "File too large" in said and "resumes" in said
     assert "Traceback" not in done.stdout + done.stderr
@@ -228,7 +228,7 @@ def test_train_with_a_bad_config_file_is_a_clear_error(tmp_path: Path, kind: str
     (tmp_path / "bad.yaml").write_text("a: [\n")
     code, output = _cli("train", str(config), "--store", str(tmp_path),
                         "--out", str(tmp_path / "run"))
-    assert code == 2 and str(config.name) in output
+    assert code == 1 and str(config.name) in output
     assert {"missing": "no such file", "folder": "is a folder", "list": "YAML mapping",
             "bad_yaml": "not valid YAML"}[kind] in output
 
@@ -240,7 +240,7 @@ def test_evaluate_with_a_missing_or_folder_submission_is_a_clear_error(
     store = _store(tmp_path)
     submission = tmp_path / "none.csv" if kind == "missing" else tmp_path
     code, output = _cli("evaluate", str(submission), "--labels", str(store))
-    assert code == 2 and {"missing": "no such file", "folder": "is a folder"}[kind] in output
+    assert code == 1 and {"missing": "no such file", "folder": "is a folder"}[kind] in output
 
 
 def test_predict_refuses_a_batch_size_below_one(tmp_path: Path) -> None:

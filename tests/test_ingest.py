@@ -413,7 +413,7 @@ def test_cli_ingest_and_info(tmp_path: Path) -> None:
     result = runner.invoke(app, ["info", str(tmp_path / "s")])
     assert result.exit_code == 0 and "rgb=8, audio=4" in result.output
     result = runner.invoke(app, ["ingest", str(tmp_path / "nope"), "--out", str(tmp_path / "t")])
-    assert result.exit_code == 2 and "no such file or folder" in result.output
+    assert result.exit_code == 1 and "no such file or folder" in result.output
 
 
 def test_parallel_ingest_equals_serial(tmp_path: Path) -> None:

@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 from tests.run_fixture import make_run
 from yt8mkit.cli.main import app
 from yt8mkit.data.named_submission import add_names_column
+from yt8mkit.data.predictions import Predictions
 from yt8mkit.data.store import Store
 from yt8mkit.data.submission import write_submission
 from yt8mkit.data.vocabulary import load_vocabulary
-from yt8mkit.train.predictions import Predictions
 
 runner = CliRunner()
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch.nn import functional
 
-from yt8mkit.train.losses import LossConfig, make_loss, ranking_pairs
+from yt8mkit.train.config import LossConfig
+from yt8mkit.train.losses import build_loss, make_loss, ranking_pairs
 
 
 def _softplus(z: float) -> float:
@@ -123,7 +124,7 @@ def test_bce_weight_adds_bce() -> None:
 
 
 def test_loss_config_and_errors() -> None:
-    assert float(LossConfig().build()(torch.zeros(2, 3), torch.ones(2, 3))) == pytest.approx(
+    assert float(build_loss(LossConfig())(torch.zeros(2, 3), torch.ones(2, 3))) == pytest.approx(
         math.log(2.0))
     with pytest.raises(ValueError, match=r"unknown loss 'focal'.*bce"):
         make_loss("focal")  # type: ignore[arg-type]

@@ -12,11 +12,11 @@ import pytest
 
 from tests.conftest import build_synthetic_store
 from yt8mkit.data.folds import SELECTION, train_rows, write_folds
+from yt8mkit.data.predictions import Predictions, top_k_of
 from yt8mkit.data.store import Store
 from yt8mkit.errors import Yt8mError
-from yt8mkit.train.predictions import Predictions, top_k_of
-from yt8mkit.zoo.config import ZooConfig
-from yt8mkit.zoo.neighbours import NeighboursSpec, run_neighbours
+from yt8mkit.zoo.config import NeighboursSpec, ZooConfig
+from yt8mkit.zoo.neighbours import run_neighbours
 from yt8mkit.zoo.table import collect_rows
 
 
@@ -101,7 +101,7 @@ def test_a_rerun_reads_back_and_other_settings_are_refused(
     again = run_neighbours("knn", NeighboursSpec(k=5), store, tmp_path / "knn", test)
     assert again["oof_gap"] == first["oof_gap"]
     assert again["test_gap"] == first["test_gap"]
-    with pytest.raises(Yt8mError, match="other settings"):
+    with pytest.raises(Yt8mError, match=r"another config \(differs at k\)"):
         run_neighbours("knn", NeighboursSpec(k=9), store, tmp_path / "knn", test)
 
 

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from yt8mkit.data.folds import SELECTION, write_folds
+from yt8mkit.data.predictions import Predictions
 from yt8mkit.data.store import Store
 from yt8mkit.distill.config import DistillConfig
 from yt8mkit.distill.run import final_model_factory, run_distill
@@ -21,7 +22,6 @@ from yt8mkit.export.final import ExportConfig, export_final_model
 from yt8mkit.export.predictor import OnnxPredictor
 from yt8mkit.train.checkpoints import load_checkpoint
 from yt8mkit.train.config import TrainConfig
-from yt8mkit.train.predictions import Predictions
 from yt8mkit.train.run import run_model
 
 FAST = {"epochs": 2, "batch_size": 64, "threads": 1, "device": "cpu",

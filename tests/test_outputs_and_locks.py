@@ -66,7 +66,7 @@ def test_out_that_is_a_file_is_a_clear_error_on_the_command_line(tmp_path: Path)
     target = tmp_path / "f"
     target.write_text("keep")
     result = CliRunner().invoke(app, ["ingest", *map(str, shards), "--out", str(target)])
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "is a file" in result.output and "Traceback" not in result.output
     assert target.read_text() == "keep"
 
@@ -186,7 +186,7 @@ def test_train_command_refuses_a_locked_run_directory(
                                           str(small_video_store[0]), "--out", str(run)])
     finally:
         _kill(child)
-    assert result.exit_code == 2 and f"in use by pid {child.pid}" in result.output
+    assert result.exit_code == 1 and f"in use by pid {child.pid}" in result.output
     assert sorted(p.name for p in run.iterdir()) == [LOCK]  # nothing written
 
 

@@ -91,7 +91,7 @@ def test_report_command_prints_the_path_on_stdout(run_dir: Path, tmp_path: Path)
     assert result.exit_code == 0, result.output
     assert str(tmp_path / "r" / "report.html") in result.stdout
     bad = CliRunner().invoke(app, ["report", str(tmp_path / "nothing")])
-    assert bad.exit_code == 2 and "not a run directory" in bad.output
+    assert bad.exit_code == 1 and "not a run directory" in bad.output
 
 
 def test_the_vocabulary_named_by_the_run_config_is_used(tmp_path: Path):
@@ -116,17 +116,17 @@ def test_a_pipeline_resumes_with_or_without_a_vocabulary(tmp_path: Path):
 
 def test_gold_comparison_scores_each_stage_against_both_label_sets(run_dir: Path):
     from yt8mkit.analysis.gold import gold_comparison
+    from yt8mkit.data.predictions import Predictions
     from yt8mkit.data.store import Store
     from yt8mkit.data.synth import read_gold_labels
     from yt8mkit.metrics import Labels, gap_from_top_k
-    from yt8mkit.train.predictions import Predictions
-    from yt8mkit.train.run import prediction_gap
+    from yt8mkit.rundir import prediction_gap
 
     split, rows = gold_comparison(run_dir)
     assert split == "test" and [r.name for r in rows] == ["good", "weak"]
     store = Store(run_dir / "test_store")
     good = Predictions(run_dir / "zoo" / "good" / "test")
-    assert rows[0].observed_gap == pytest.approx(prediction_gap(store, good))
+    assert rows[0].observed_gap == pytest.approx(prediction_gap(good, store))
     gold = read_gold_labels(run_dir / "synth", "test")
     # The generator writes the test split in the store's order: no reordering needed here.
     assert [str(i) for i in gold.ids] == store.ids()

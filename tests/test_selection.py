@@ -20,6 +20,7 @@ from yt8mkit.data.folds import (
     train_rows,
     write_folds,
 )
+from yt8mkit.data.predictions import Predictions, PredictionsWriter
 from yt8mkit.data.store import Store
 from yt8mkit.distill.config import DistillConfig, StudentConfig
 from yt8mkit.distill.run import run_distill
@@ -30,9 +31,8 @@ from yt8mkit.errors import Yt8mError
 from yt8mkit.metrics import gap_at_k
 from yt8mkit.models.registry import ModelConfigError
 from yt8mkit.train import trainer
-from yt8mkit.train.config import TrainConfig
-from yt8mkit.train.losses import LossConfig
-from yt8mkit.train.predictions import Predictions, PredictionsWriter
+from yt8mkit.train.config import LossConfig, TrainConfig
+from yt8mkit.train.losses import build_loss
 from yt8mkit.train.run import run_fold, run_model
 
 
@@ -182,7 +182,7 @@ def test_stack_scores_the_selection_split_with_models_that_never_saw_it(
 
 def test_bce_on_soft_targets_is_least_where_the_probability_is_the_target() -> None:
     targets = torch.tensor([[0.0, 0.3, 0.9, 1.0]])
-    loss = LossConfig().build()
+    loss = build_loss(LossConfig())
     logits = torch.logit(targets.clamp(1e-4, 1 - 1e-4)).requires_grad_(True)
     loss(logits, targets).backward()
     assert logits.grad is not None
@@ -254,15 +254,16 @@ def test_distillation_chooses_and_scores_on_the_selection_split(
 
 
 def test_a_typo_in_distill_or_zoo_settings_fails_when_the_config_is_read(tmp_path: Path) -> None:
+    from yt8mkit.config_files import ConfigError
     from yt8mkit.pipeline.config import PipelineConfig
 
     base = {"data": {"synth": {"videos": 50, "classes": 5}},
             "zoo": {"models": {"logistic": {"model": {"name": "logistic"}}}}}
     PipelineConfig.from_dict(base, tmp_path)
-    with pytest.raises(ValueError, match=r"(?s)distill\.train.*lrr"):
+    with pytest.raises(ConfigError, match=r"(?s)distill\.train.*lrr"):
         PipelineConfig.from_dict({**base, "distill": {"train": {"optim": {"lrr": 1}}}},
                                  tmp_path)
-    with pytest.raises(ValueError, match=r"(?s)zoo\.models\.logistic.*epochz"):
+    with pytest.raises(ConfigError, match=r"(?s)zoo\.models\.logistic.*epochz"):
         PipelineConfig.from_dict({**base, "zoo": {"models": {"logistic": {
             "model": {"name": "logistic"}, "epochz": 3}}}}, tmp_path)
 

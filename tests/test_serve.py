@@ -24,11 +24,11 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from yt8mkit.cli.main import app
+from yt8mkit.data.predictions import top_k_of
 from yt8mkit.data.vocabulary import load_vocabulary
 from yt8mkit.export import OnnxPredictor, export_onnx
 from yt8mkit.models import create_model
 from yt8mkit.serve import ServedModel, ServeSettings, create_app
-from yt8mkit.train.predictions import top_k_of
 
 DIMS = {"rgb": 8, "audio": 4}
 CLASSES = 6
@@ -308,8 +308,8 @@ def test_serve_refuses_a_port_in_use_and_a_missing_model(model_path: Path, tmp_p
     try:
         port = str(taken.getsockname()[1])
         busy = CliRunner().invoke(app, ["serve", str(model_path), "--port", port])
-        assert busy.exit_code == 2 and f"cannot listen on 127.0.0.1:{port}" in busy.output
+        assert busy.exit_code == 1 and f"cannot listen on 127.0.0.1:{port}" in busy.output
     finally:
         taken.close()
     missing = CliRunner().invoke(app, ["serve", str(tmp_path / "none.onnx"), "--port", "0"])
-    assert missing.exit_code == 2 and "none.onnx: no such model file" in missing.output
+    assert missing.exit_code == 1 and "none.onnx: no such model file" in missing.output

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from yt8mkit.train.predictions import Predictions
+from yt8mkit.data.predictions import Predictions
 
 ZOO = {
     "name": "killed_zoo",

@@ -236,7 +236,7 @@ def test_overwrite_never_deletes_what_synth_did_not_write(tmp_path: Path, foreig
         extra.write_text("mine")
     before = {p: p.read_bytes() for p in [out, *out.rglob("*")] if p.is_file()}
     result = CliRunner().invoke(app, [*args, "--overwrite"])
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 1, result.output
     assert "is not a synthetic dataset" in result.output or "not a folder" in result.output
     assert {p: p.read_bytes() for p in [out, *out.rglob("*")] if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no scratch left
@@ -405,7 +405,8 @@ def test_local_labels_show_in_frames_but_fade_in_the_mean(
 
 
 def test_intros_and_outros_are_recurring_looks_that_show_no_label(tmp_path: Path) -> None:
-    from yt8mkit.data import synth
+    from yt8mkit.data.synth.labels import _calibrate, _draw_block
+    from yt8mkit.data.synth.world import _make_world, _rng
 
     config = SynthConfig(videos=40, classes=12, seed=2, frames=True, rgb_dim=32, audio_dim=8,
                          bumper_share=1.0, bumper_looks=2)
@@ -426,8 +427,8 @@ def test_intros_and_outros_are_recurring_looks_that_show_no_label(tmp_path: Path
     firsts = [lists["rgb"][0].astype(np.int16) for _, lists in _frame_records(tmp_path / "p")]
     assert groups(firsts) == len(firsts)
     # No label shows in an intro or an outro: visibility stays within content scenes.
-    world = synth._calibrate(synth._make_world(config), config)
-    block = synth._draw_block(synth._rng(0, 9), world, config, 200, synth._rng(0, 10))
+    world = _calibrate(_make_world(config), config)
+    block = _draw_block(_rng(0, 9), world, config, 200, _rng(0, 10))
     assert (block.bumper >= 0).mean() > 0.9
     assert not (block.visible & ~block.content[block.pair_video]).any()
     assert block.visible.any(axis=1).all()

@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from yt8mkit.baselines import frequency_prior
+from yt8mkit.data.predictions import Predictions, PredictionsWriter
 from yt8mkit.data.store import Store
 from yt8mkit.data.submission import read_submission
 from yt8mkit.errors import Yt8mError
 from yt8mkit.metrics import gap_at_k, gap_from_top_k
 from yt8mkit.train.config import TrainConfig
-from yt8mkit.train.predictions import Predictions, PredictionsWriter
 from yt8mkit.train.run import run_model
 from yt8mkit.train.trainer import evaluate, load_best, train_fold
 

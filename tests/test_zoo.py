@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from yt8mkit.data.predictions import Predictions
 from yt8mkit.train.config import TrainConfig
-from yt8mkit.train.predictions import Predictions
 from yt8mkit.zoo.config import ZooConfig
 from yt8mkit.zoo.runner import run_zoo
 from yt8mkit.zoo.table import collect_rows

@@ -34,7 +34,7 @@ def evaluate_submission(submission_path: str | os.PathLike[str], labels: Store) 
     submission = read_submission(submission_path, num_classes=labels.num_classes)
     aligned = align_to_ids(submission, labels.ids())
     # Unlabelled videos (a mixed store) have no truth to score against.
-    keep = np.flatnonzero(np.asarray(labels.labelled))
+    keep = labels.scored_rows()
     return evaluate(aligned.indices[keep], aligned.scores[keep], store_labels(labels, keep))
 
 

@@ -90,7 +90,7 @@ def f1_distribution(outcomes: LabelOutcomes, path: Path, bins: int = 20) -> Path
     f1 = outcomes.f1()[outcomes.seen()]
     fig = Figure(figsize=(6.4, 4.0))
     ax = fig.add_subplot()
-    ax.hist(f1, bins=np.linspace(0, 1, bins + 1), color="C0", edgecolor="white")
+    ax.hist(f1, bins=list(np.linspace(0, 1, bins + 1)), color="C0", edgecolor="white")
     ax.set_xlabel("F1")
     ax.set_ylabel("labels")
     ax.set_title(f"Labels by F1 (median {np.median(f1) if len(f1) else float('nan'):.3f})")

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from yt8mkit.analysis.subject import available, model_dir
+from yt8mkit.data.predictions import Predictions
 from yt8mkit.data.store import Store
 from yt8mkit.data.synth import GOLD_FILE, read_gold_labels
 from yt8mkit.errors import Yt8mError
 from yt8mkit.metrics import Labels, gap_from_top_k
-from yt8mkit.train.predictions import Predictions
 
 
 @dataclass

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from yt8mkit.data.predictions import Predictions
 from yt8mkit.data.store import Store
-from yt8mkit.train.predictions import Predictions
 
 
 @dataclass
@@ -108,7 +108,7 @@ def chunk_outcomes(
     tp_mask = hit & (s > neg_max[:, None])
     fn_mask = hit & (s < neg_max[:, None])
     fp_mask = negative & (s > pos_min[:, None])
-    has_negative = negative.any(axis=1)
+    has_negative = np.asarray(negative.any(axis=1))
     missed = missing & has_negative[label_rows]
 
     tp = np.bincount(idx[tp_mask], minlength=num_classes)

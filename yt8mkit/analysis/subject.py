@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from yt8mkit.data.predictions import Predictions
 from yt8mkit.data.store import Store
 from yt8mkit.errors import Yt8mError
-from yt8mkit.train.predictions import Predictions
 
 Split = Literal["test", "oof"]
 

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
+from rich.progress import TaskID
 from rich.table import Table
 
 from yt8mkit.cli import names
-from yt8mkit.cli.app import app, fail
+from yt8mkit.cli.app import JsonOption, app, print_json, results
 from yt8mkit.cli.names import VocabularyOption
-from yt8mkit.cli.progress import console, progress_bar
-from yt8mkit.errors import Yt8mError
+from yt8mkit.cli.progress import progress_bar
 
 if TYPE_CHECKING:
     from yt8mkit.data.embeddings import EmbeddingOptions
-    from yt8mkit.data.store import StoreMeta
+    from yt8mkit.data.store import Store, StoreMeta
+    from yt8mkit.data.vocabulary import Vocabulary
 
 
 @app.command()
@@ -73,10 +74,10 @@ def ingest(
         check_crc=not no_crc,
         video_dtype="float32" if float32 else "float16",
     )
-    try:
-        if detect_format(sources) != "tfrecord":
-            from yt8mkit.data.embeddings import EmbeddingOptions
+    if detect_format(sources) != "tfrecord":
+        from yt8mkit.data.embeddings import EmbeddingOptions
 
+        try:  # the options' values: a usage error when they do not validate
             options = EmbeddingOptions(
                 workers=workers, num_classes=num_classes, video_dtype=config.video_dtype,
                 skip_corrupt=skip_corrupt, id_column=id_column, labels_column=labels_column,
@@ -85,30 +86,30 @@ def ingest(
                     m.strip() for m in modalities.split(",") if m.strip()],
                 ids_file=None if ids is None else str(ids),
                 labels_file=None if labels is None else str(labels))
-            meta = _ingest_embeddings(sources, out, options)
-            if folds:
-                write_folds(Store(out), folds, seed)
-            console.print(
-                f"wrote {out}: {meta.num_videos:,} videos, {meta.num_classes:,} classes, "
-                f"{meta.level}-level ({', '.join(f'{k}={v}' for k, v in meta.dims.items())}), "
-                f"{len(meta.skipped)} rows skipped", markup=False)
-            return
-        files = resolve_sources(sources)
-        with progress_bar() as bar:
-            task = bar.add_task("ingest", total=len(files), status="")
-            videos = 0
-
-            def advance(path: str, n: int, done: int) -> None:
-                nonlocal videos
-                videos += n
-                bar.update(task, completed=done, status=f"{videos:,} videos")
-
-            meta = run_ingest(sources, out, config, progress=advance)
+        except ValidationError as err:
+            raise typer.BadParameter(str(err)) from None
+        meta = _ingest_embeddings(sources, out, options)
         if folds:
             write_folds(Store(out), folds, seed)
-    except (Yt8mError, ValidationError) as err:
-        raise fail(err) from None
-    console.print(
+        results.print(
+            f"wrote {out}: {meta.num_videos:,} videos, {meta.num_classes:,} classes, "
+            f"{meta.level}-level ({', '.join(f'{k}={v}' for k, v in meta.dims.items())}), "
+            f"{len(meta.skipped)} rows skipped", markup=False)
+        return
+    files = resolve_sources(sources)
+    with progress_bar() as bar:
+        task = bar.add_task("ingest", total=len(files), status="")
+        videos = 0
+
+        def advance(path: str, n: int, done: int) -> None:
+            nonlocal videos
+            videos += n
+            bar.update(task, completed=done, status=f"{videos:,} videos")
+
+        meta = run_ingest(sources, out, config, progress=advance)
+    if folds:
+        write_folds(Store(out), folds, seed)
+    results.print(
         f"wrote {out}: {meta.num_videos:,} videos, {meta.num_classes:,} classes, "
         f"{meta.level}-level, {len(meta.skipped)} records skipped"
     )
@@ -117,7 +118,7 @@ def ingest(
 def _ingest_embeddings(sources: list[str], out: Path, options: EmbeddingOptions
                        ) -> StoreMeta:
     """Parquet or NumPy inputs (yt8mkit/data/embeddings.py), with a progress bar."""
-    from yt8mkit.data.embeddings import ingest_embeddings
+    from yt8mkit.data.embedding_ingest import ingest_embeddings
 
     with progress_bar() as bar:
         task = bar.add_task("ingest", total=None, status="")
@@ -134,47 +135,72 @@ def _ingest_embeddings(sources: list[str], out: Path, options: EmbeddingOptions
 
 @app.command()
 def info(store: Annotated[Path, typer.Argument(help="Store directory.")],
-         vocabulary: VocabularyOption = None) -> None:
+         vocabulary: VocabularyOption = None, as_json: JsonOption = False) -> None:
     """Counts, label statistics and dimensions of a store."""
-    from yt8mkit.data.folds import folds_info
     from yt8mkit.data.store import Store
 
-    try:
-        s = Store(store)
-        vocab = names.load(vocabulary)
-    except Yt8mError as err:
-        raise fail(err) from None
+    facts = _store_facts(Store(store), names.load(vocabulary))
+    if as_json:
+        print_json(facts)
+    else:
+        results.print(_facts_table(str(store), facts))
+
+
+def _store_facts(s: Store, vocab: Vocabulary | None) -> dict[str, Any]:
+    """What `yt8m info` says of a store, as plain values."""
+    from yt8mkit.data.folds import folds_info
+
     meta = s.meta
-    table = Table(title=str(store), show_header=False)
-    table.add_row("level", meta.level)
-    table.add_row("videos", f"{meta.num_videos:,}")
-    table.add_row("classes", f"{meta.num_classes:,}")
-    table.add_row("dims", ", ".join(f"{k}={v}" for k, v in meta.dims.items()))
-    table.add_row("video feature dtype", meta.video_dtype)
+    facts: dict[str, Any] = {
+        "level": meta.level, "videos": meta.num_videos, "classes": meta.num_classes,
+        "dims": meta.dims, "video_dtype": meta.video_dtype,
+        "unlabelled_videos": meta.num_unlabelled, "skipped_records": len(meta.skipped),
+        "folds": folds_info(s)}
     if meta.level == "frame":
         counts = s.frame_counts()
-        table.add_row("frames", f"{meta.num_frames:,} (per video {counts.min()}–{counts.max()})")
+        facts["frames"] = {"total": meta.num_frames, "min": int(counts.min()),
+                           "max": int(counts.max())}
     if s.has_labels:
         # Unlabelled (test) videos would pull the mean down without saying anything.
         per_video = np.diff(np.asarray(s.labels_indptr))[np.asarray(s.labelled)]
         class_counts = s.label_counts()
-        table.add_row(
-            "labels", f"{meta.num_labels:,} ({per_video.mean():.2f} a labelled video)"
-        )
-        table.add_row("classes seen", f"{int((class_counts > 0).sum()):,}")
         top = np.argsort(-class_counts)[:5]
-        table.add_row("most frequent",
-                      ", ".join(f"{names.label(c, vocab)} ({class_counts[c]})" for c in top))
-    table.add_row("unlabelled videos", f"{meta.num_unlabelled:,}")
-    table.add_row("skipped records", f"{len(meta.skipped)}")
-    folds = folds_info(s)
+        facts["labels"] = {
+            "total": meta.num_labels, "per_labelled_video": float(per_video.mean()),
+            "classes_seen": int((class_counts > 0).sum()),
+            "most_frequent": [{"label": names.label(int(c), vocab), "count": int(class_counts[c])}
+                              for c in top]}
+    return facts
+
+
+def _facts_table(title: str, facts: dict[str, Any]) -> Table:
+    table = Table(title=title, show_header=False)
+    table.add_row("level", facts["level"])
+    table.add_row("videos", f"{facts['videos']:,}")
+    table.add_row("classes", f"{facts['classes']:,}")
+    table.add_row("dims", ", ".join(f"{k}={v}" for k, v in facts["dims"].items()))
+    table.add_row("video feature dtype", facts["video_dtype"])
+    if "frames" in facts:
+        frames = facts["frames"]
+        table.add_row("frames", f"{frames['total']:,} (per video {frames['min']}–{frames['max']})")
+    if "labels" in facts:
+        labels = facts["labels"]
+        table.add_row(
+            "labels", f"{labels['total']:,} ({labels['per_labelled_video']:.2f} a labelled video)"
+        )
+        table.add_row("classes seen", f"{labels['classes_seen']:,}")
+        table.add_row("most frequent", ", ".join(f"{t['label']} ({t['count']})"
+                                                 for t in labels["most_frequent"]))
+    table.add_row("unlabelled videos", f"{facts['unlabelled_videos']:,}")
+    table.add_row("skipped records", f"{facts['skipped_records']}")
+    folds = facts["folds"]
     table.add_row(
         "folds",
         "none"
         if folds is None
         else f"{folds['num_folds']} (seed {folds['seed']}), sizes {folds['sizes']}",
     )
-    console.print(table)
+    return table
 
 
 @app.command()
@@ -187,11 +213,8 @@ def folds(
     from yt8mkit.data.folds import write_folds
     from yt8mkit.data.store import Store
 
-    try:
-        result = write_folds(Store(store), num_folds, seed)
-    except (Yt8mError, ValueError) as err:
-        raise fail(err) from None
-    console.print(f"folds: sizes {np.bincount(result).tolist()}")
+    result = write_folds(Store(store), num_folds, seed)
+    results.print(f"folds: sizes {np.bincount(result).tolist()}")
 
 
 @app.command()
@@ -227,15 +250,15 @@ def synth(
             label_test=label_test, label_precision=precision, label_recall=recall,
             bumper_share=bumpers,
         )
-        with progress_bar() as bar:
-            task = bar.add_task("synth", total=videos + test_videos, status="")
-            summary = generate(
-                config, out, progress=lambda n: bar.advance(task, n), overwrite=overwrite
-            )
-    except (Yt8mError, ValidationError) as err:
-        raise fail(err) from None
+    except ValidationError as err:  # the options' values: a usage error
+        raise typer.BadParameter(str(err)) from None
+    with progress_bar() as bar:
+        task = bar.add_task("synth", total=videos + test_videos, status="")
+        summary = generate(
+            config, out, progress=lambda n: bar.advance(task, n), overwrite=overwrite
+        )
     stats = summary.train
-    console.print(
+    results.print(
         f"wrote {out}: {stats.videos:,} videos in {stats.shards} shards, "
         f"{stats.observed_labels_per_video:.2f} labels a video (precision "
         f"{stats.label_precision:.2f}, recall {stats.label_recall:.2f} vs gold), "
@@ -258,20 +281,17 @@ def centroids(
     """k-means (faiss) over the frames of a store: the global centroids representation."""
     from yt8mkit.features.centroids import run_centroids
 
-    try:
-        with progress_bar() as bar:
-            tasks: dict[str, int] = {}
+    with progress_bar() as bar:
+        tasks: dict[str, TaskID] = {}
 
-            def advance(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(stage, total=total, status="")
-                bar.update(tasks[stage], completed=done)
+        def advance(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total, status="")
+            bar.update(tasks[stage], completed=done)
 
-            path = run_centroids(store, k, out, seed, advance, sample_frames=sample_frames,
-                                 iterations=iterations)
-    except (Yt8mError, ValueError) as err:
-        raise fail(err) from None
-    console.print(f"{k} centroids: {path}", markup=False)
+        path = run_centroids(store, k, out, seed, advance, sample_frames=sample_frames,
+                             iterations=iterations)
+    results.print(f"{k} centroids: {path}", markup=False)
 
 
 @app.command()
@@ -294,17 +314,17 @@ def represent(
     from yt8mkit.features.derive import derive_store
     from yt8mkit.features.registry import RepresentationConfig
 
-    try:
+    try:  # the --features option's value: a usage error when it does not read
         spec = yaml.safe_load(features)
         config = RepresentationConfig.model_validate(
             {"name": spec} if isinstance(spec, str) else spec)
-        source = Store(store)
-        with progress_bar() as bar:
-            task = bar.add_task(config.name, total=source.num_videos, status="")
-            derived = derive_store(source, config, out, batch_size=batch_size,
-                                   max_frames=max_frames, stride=stride,
-                                   progress=lambda n: bar.advance(task, n))
-    except (Yt8mError, ValidationError, ValueError, yaml.YAMLError) as err:
-        raise fail(err) from None
-    console.print(f"wrote {out}: {derived.num_videos:,} videos, features {derived.dims}",
+    except (yaml.YAMLError, ValidationError) as err:
+        raise typer.BadParameter(str(err), param_hint="--features") from None
+    source = Store(store)
+    with progress_bar() as bar:
+        task = bar.add_task(config.name, total=source.num_videos, status="")
+        derived = derive_store(source, config, out, batch_size=batch_size,
+                               max_frames=max_frames, stride=stride,
+                               progress=lambda n: bar.advance(task, n))
+    results.print(f"wrote {out}: {derived.num_videos:,} videos, features {derived.dims}",
                   markup=False)

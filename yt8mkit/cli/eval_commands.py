@@ -10,10 +10,8 @@ import typer
 from rich.table import Table
 
 from yt8mkit.cli import names
-from yt8mkit.cli.app import app, fail
+from yt8mkit.cli.app import JsonOption, app, print_json, results
 from yt8mkit.cli.names import VocabularyOption
-from yt8mkit.cli.progress import console
-from yt8mkit.errors import Yt8mError
 
 if TYPE_CHECKING:
     from yt8mkit.analysis.outcomes import LabelOutcomes
@@ -33,20 +31,21 @@ def evaluate(
     vocabulary: VocabularyOption = None,
     worst: Annotated[int, typer.Option(
         help="With --vocabulary: how many labels with the most errors to list.")] = 10,
+    as_json: JsonOption = False,
 ) -> None:
     """GAP@20, Hit@1, PERR and MAP of a submission, as the official starter computes them;
     with --vocabulary also the labels it gets wrong most often, by name."""
     from yt8mkit.evaluation import evaluate_submission, labels_store
 
     outcomes = None
-    try:
-        vocab = names.load(vocabulary)
-        with labels_store(labels, num_classes) as store:
-            metrics = evaluate_submission(submission, store)
-            if vocab is not None:
-                outcomes = _submission_outcomes(submission, store)
-    except (Yt8mError, ValueError) as err:
-        raise fail(err) from None
+    vocab = names.load(vocabulary)
+    with labels_store(labels, num_classes) as store:
+        metrics = evaluate_submission(submission, store)
+        if vocab is not None and not as_json:
+            outcomes = _submission_outcomes(submission, store)
+    if as_json:
+        print_json(metrics.to_dict())
+        return
     table = Table(title=f"{submission}: {metrics.num_videos:,} labelled videos")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -54,9 +53,9 @@ def evaluate(
     table.add_row("Hit@1", f"{metrics.hit_at_1:.5f}")
     table.add_row("PERR", f"{metrics.perr:.5f}")
     table.add_row("MAP", f"{metrics.map:.5f}")
-    console.print(table)
+    results.print(table)
     if outcomes is not None and vocab is not None:
-        console.print(_worst_labels(outcomes, vocab, worst))
+        results.print(_worst_labels(outcomes, vocab, worst))
 
 
 def _submission_outcomes(submission: Path, store: Store) -> LabelOutcomes:

@@ -7,12 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
 
-from yt8mkit.cli.app import app, fail
+from yt8mkit.cli.app import SetOption, app, results
 from yt8mkit.cli.progress import console
 from yt8mkit.cli.train_commands import print_table
-from yt8mkit.errors import Yt8mError
 
 if TYPE_CHECKING:
     from yt8mkit.pipeline.config import PipelineConfig
@@ -23,18 +21,15 @@ def _run(config: PipelineConfig, out: Path, train: list[str] | None,
     from yt8mkit.cli.live import follow_run
     from yt8mkit.pipeline.run import run_pipeline
 
-    try:
-        # Every message goes to RUN/run.log, which the display follows.
-        with follow_run(out, _stage_jobs(config)):
-            result = run_pipeline(config, out, train, test)
-    except (Yt8mError, ValueError) as err:
-        raise fail(err) from None
+    # Every message goes to RUN/run.log, which the display follows.
+    with follow_run(out, _stage_jobs(config)):
+        result = run_pipeline(config, out, train, test)
     print_table(out)
     test_metrics = result.metrics.get("test")
     if result.submission is not None:
-        console.print(f"submission: {result.submission}", markup=False)
+        results.print(f"submission: {result.submission}", markup=False)
     if test_metrics:
-        console.print(
+        results.print(
             "test: " + ", ".join(f"{k} {v:.4f}" for k, v in test_metrics.items()
                                  if isinstance(v, float)),
             markup=False,
@@ -66,16 +61,14 @@ def pipeline(
     workers: Annotated[int | None, typer.Option(
         min=1, help="Training processes side by side (default: the config's `workers`).")
     ] = None,
+    overrides: SetOption = None,
 ) -> None:
     """ingest → folds → zoo → ... → submission → evaluate; resumes after an interruption."""
     from yt8mkit.pipeline.config import PipelineConfig
 
-    try:
-        cfg = PipelineConfig.from_yaml(config)
-        if workers is not None:
-            cfg = cfg.model_copy(update={"workers": workers})
-    except (Yt8mError, ValidationError, OSError) as err:
-        raise fail(err) from None
+    cfg = PipelineConfig.from_yaml(config, overrides or [])
+    if workers is not None:
+        cfg = cfg.model_copy(update={"workers": workers})
     _run(cfg, out or Path("runs") / cfg.name, train, test)
 
 
@@ -88,8 +81,5 @@ def demo(
     from yt8mkit.pipeline.config import demo_config
 
     _run(demo_config(), out, None, None)
-    try:
-        path = write_report(out)
-    except (Yt8mError, ValueError) as err:
-        raise fail(err) from None
+    path = write_report(out)
     typer.echo(f"report: {path}")  # a result: stdout, where `yt8m report` prints it too

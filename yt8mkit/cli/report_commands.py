@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from yt8mkit.cli.app import app, fail
+from yt8mkit.cli.app import app
 from yt8mkit.cli.names import VocabularyOption
 from yt8mkit.cli.progress import console
 from yt8mkit.errors import Yt8mError
@@ -42,9 +42,6 @@ def report(
 ) -> None:
     """Per-label errors (TP/FP/FN over the top 20), Figs. 4 and 5 of the paper, Table 1
     and training curves, in one self-contained HTML file."""
-    try:
-        path = write_report(run, out, vocabulary, model, split)
-    except (Yt8mError, ValueError) as err:
-        raise fail(err) from None
+    path = write_report(run, out, vocabulary, model, split)
     # The path is the command's result: stdout, so that scripts can open it.
     typer.echo(str(path))

@@ -3,20 +3,27 @@
 
 from __future__ import annotations
 
-import json
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from yt8mkit.cli import names
-from yt8mkit.cli.app import app, fail
+from yt8mkit.cli.app import app, print_json, results
 from yt8mkit.cli.names import VocabularyOption
 from yt8mkit.cli.progress import console, progress_bar
 from yt8mkit.data.folds import fold_ids
 from yt8mkit.errors import Yt8mError
 from yt8mkit.rundir import lock_run_dir
 from yt8mkit.train.runlog import RunLog
+
+
+class LabelKind(str, Enum):
+    soft = "soft"
+    hard = "hard"
+
 
 RunArgument = Annotated[Path, typer.Argument(help="Run directory of `yt8m pipeline` or `zoo`.")]
 
@@ -30,30 +37,26 @@ def stack(run_dir: RunArgument) -> None:
     """LightGBM over the union of every model's top candidate labels, fold by fold."""
     from yt8mkit.cli.live import follow_run
     from yt8mkit.ensemble import run_stack
-    from yt8mkit.pipeline.layout import open_run
+    from yt8mkit.pipeline.layout import open_run, write_members
 
-    try:
-        run = open_run(run_dir)
-        log = RunLog(run_dir)
-        folds = len(fold_ids(run.store.folds()))
-        # Messages go to run.log; the display follows it (a bar over the folds).
-        with follow_run(run_dir, {"stack": folds}), log.active("stack"):
-            log.write(f"stage stack: stacking {len(run.models)} models: "
-                      f"{', '.join(run.models)}")
+    run = open_run(run_dir)
+    log = RunLog(run_dir)
+    folds = len(fold_ids(run.store.folds()))
+    # Messages go to run.log; the display follows it (a bar over the folds).
+    with follow_run(run_dir, {"stack": folds}), log.active("stack"):
+        log.write(f"stage stack: stacking {len(run.models)} models: "
+                  f"{', '.join(run.models)}")
 
-            def fold_done(kind: str, info: dict) -> None:
-                if kind == "fold":
-                    log.write(f"done lightgbm fold {info['fold']} "
-                              f"(best iteration {info['best_iteration']})")
+        def fold_done(kind: str, info: dict) -> None:
+            if kind == "fold":
+                log.write(f"done lightgbm fold {info['fold']} "
+                          f"(best iteration {info['best_iteration']})")
 
-            test = run.prediction_dirs("test") if run.test_store is not None else None
-            result = run_stack(run.prediction_dirs("oof"), run.store, run.ensemble_dir,
-                               run.stack, test, progress=fold_done)
-            (run.ensemble_dir / "members.json").write_text(json.dumps(run.models))
-    except (Yt8mError, ValueError) as err:
-        raise fail(err) from None
-    console.print_json(json.dumps({k: v for k, v in result.metrics.items()
-                                   if isinstance(v, (int, float, str))}))
+        test = run.prediction_dirs("test") if run.test_store is not None else None
+        result = run_stack(run.prediction_dirs("oof"), run.store, run.ensemble_dir,
+                           run.stack, test, progress=fold_done)
+        write_members(run.ensemble_dir, run.models)
+    print_json({k: v for k, v in result.metrics.items() if isinstance(v, (int, float, str))})
 
 
 @app.command()
@@ -63,27 +66,24 @@ def distill(
 ) -> None:
     """Students on the ensemble's out-of-fold soft labels, then the final model."""
     from yt8mkit.cli.live import follow_run
+    from yt8mkit.data.predictions import Predictions
     from yt8mkit.distill.run import run_distill
     from yt8mkit.pipeline.layout import open_run
-    from yt8mkit.train.predictions import Predictions
 
-    try:
-        run = open_run(run_dir)
-        oof = run.ensemble_dir / "oof"
-        if not oof.is_dir():
-            raise Yt8mError(f"{run_dir}: no ensemble predictions ({oof}); run `yt8m stack` first")
-        log = RunLog(run_dir)
-        folds = len(fold_ids(run.store.folds()))
-        jobs = len(run.distill.kinds()) * (len(run.distill.students) + 1) * folds
-        # The students' epochs go to run.log too; the display follows it.
-        with follow_run(run_dir, {"distill": jobs}), log.active("distill"):
-            log.write(f"stage distill: {len(run.distill.students)} students on "
-                      f"{' and '.join(run.distill.kinds())} labels")
-            metrics = run_distill(run.store, Predictions(oof), run.distill_dir, run.distill,
-                                  run.test_store, log.tee(None), workers=workers)
-    except (Yt8mError, ValueError) as err:
-        raise fail(err) from None
-    console.print_json(json.dumps(metrics))
+    run = open_run(run_dir)
+    oof = run.ensemble_dir / "oof"
+    if not oof.is_dir():
+        raise Yt8mError(f"{run_dir}: no ensemble predictions ({oof}); run `yt8m stack` first")
+    log = RunLog(run_dir)
+    folds = len(fold_ids(run.store.folds()))
+    jobs = len(run.distill.kinds()) * (len(run.distill.students) + 1) * folds
+    # The students' epochs go to run.log too; the display follows it.
+    with follow_run(run_dir, {"distill": jobs}), log.active("distill"):
+        log.write(f"stage distill: {len(run.distill.students)} students on "
+                  f"{' and '.join(run.distill.kinds())} labels")
+        metrics = run_distill(run.store, Predictions(oof), run.distill_dir, run.distill,
+                              run.test_store, log.tee(None), workers=workers)
+    print_json(metrics)
 
 
 @app.command()
@@ -94,8 +94,9 @@ def export(
     max_size: Annotated[int | None, typer.Option(help="Size budget in bytes (default 1 GB).")
                         ] = None,
     int8: Annotated[bool, typer.Option("--int8", help="Dynamic int8 quantization.")] = False,
-    labels: Annotated[str | None, typer.Option(
-        help="soft (default) or hard: the final model trained on which labels.")] = None,
+    labels: Annotated[LabelKind | None, typer.Option(
+        help="The final model trained on which labels (default: the config's, else soft).")
+    ] = None,
     fold: Annotated[str | None, typer.Option(
         help="Which fold's final model, or 'all' for the mean of every fold's "
              "(default: the config's, else 0).")] = None,
@@ -108,25 +109,24 @@ def export(
     from yt8mkit.export.final import ExportConfig, export_final_model
     from yt8mkit.pipeline.layout import open_run
 
-    try:
-        run = open_run(run_dir)
-        lock_run_dir(run_dir)
-        vocab = names.load(vocabulary or run_vocabulary(run_dir))
-        updates: dict = {"int8": int8 or run.export.int8}
-        if max_size is not None:
-            updates["max_size_bytes"] = max_size
-        if labels is not None:
-            updates["labels"] = labels
-        if fold is not None:
-            updates["fold"] = fold
-        # Validated like the config file's own values (labels soft|hard, a size >= 1).
+    run = open_run(run_dir)
+    lock_run_dir(run_dir)
+    vocab = names.load(vocabulary or run_vocabulary(run_dir))
+    updates: dict = {"int8": int8 or run.export.int8}
+    if max_size is not None:
+        updates["max_size_bytes"] = max_size
+    if labels is not None:
+        updates["labels"] = labels.value
+    if fold is not None:
+        updates["fold"] = fold
+    try:  # validated like the config file's own values (a fold, a size >= 1)
         config = ExportConfig.model_validate({**run.export.model_dump(), **updates})
-        with RunLog(run_dir).active("export"):
-            summary = export_final_model(run.store, run.distill_dir, run.distill,
-                                         out or run_dir / "final_model.onnx", config, vocab)
-    except (Yt8mError, ValueError) as err:
-        raise fail(err) from None
-    console.print_json(json.dumps(summary))
+    except ValidationError as err:
+        raise typer.BadParameter(str(err)) from None
+    with RunLog(run_dir).active("export"):
+        summary = export_final_model(run.store, run.distill_dir, run.distill,
+                                     out or run_dir / "final_model.onnx", config, vocab)
+    print_json(summary)
 
 
 @app.command()
@@ -157,7 +157,7 @@ def predict(
     from yt8mkit.outputs import scratch_dir
 
     if out.is_dir():
-        raise fail(Yt8mError(f"--out {out}: is a folder; give the CSV file to write"))
+        raise Yt8mError(f"--out {out}: is a folder; give the CSV file to write")
     out.parent.mkdir(parents=True, exist_ok=True)
     # Everything is made in scratch beside --out (the store of TFRecords, the CSV, its
     # names column) and the finished CSV renamed into place: a killed predict leaves no
@@ -194,8 +194,8 @@ def predict(
             assert vocab is not None
             add_names_column(made, vocab)
         os.replace(made, out)
-    except (Yt8mError, ValueError) as err:
-        raise fail(err) from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    _say(f"{store.num_videos:,} videos: {out}")
+    _say(f"{store.num_videos:,} videos")
+    results.print(str(out), markup=False)  # the result: the submission's path
+

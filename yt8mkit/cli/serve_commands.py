@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from yt8mkit.cli import names
-from yt8mkit.cli.app import app, fail
+from yt8mkit.cli.app import app
 from yt8mkit.cli.names import VocabularyOption
 from yt8mkit.cli.progress import console
 from yt8mkit.errors import Yt8mError
@@ -41,24 +41,21 @@ def serve(
 
     from yt8mkit.serve import ServedModel, ServeSettings, create_app
 
+    served = ServedModel(model, names.load(vocabulary), threads)
+    settings = ServeSettings(max_videos=max_videos, max_batch=max_batch,
+                             max_wait_ms=max_wait_ms, top_k=min(top_k, served.num_classes))
+    # Bound here, not by uvicorn, so that a port in use is a one-line error, and the
+    # port actually taken (with --port 0) can be printed.
+    # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets that say TCP, and
+    # without it each keep-alive answer waited 40 ms for the client's delayed ACK.
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                         socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        served = ServedModel(model, names.load(vocabulary), threads)
-        settings = ServeSettings(max_videos=max_videos, max_batch=max_batch,
-                                 max_wait_ms=max_wait_ms, top_k=min(top_k, served.num_classes))
-        # Bound here, not by uvicorn, so that a port in use is a one-line error, and the
-        # port actually taken (with --port 0) can be printed.
-        # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets that say TCP, and
-        # without it each keep-alive answer waited 40 ms for the client's delayed ACK.
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
-                             socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as err:
-            sock.close()
-            raise Yt8mError(f"cannot listen on {host}:{port}: {err.strerror}") from None
-    except Yt8mError as err:
-        raise fail(err) from None
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        raise Yt8mError(f"cannot listen on {host}:{port}: {err.strerror}") from None
     bound = sock.getsockname()[1]
     console.print(f"serving {model} ({served.num_classes} classes, inputs {served.dims}) "
                   f"on http://{host}:{bound} (docs: /docs)", markup=False, soft_wrap=True)

@@ -415,8 +415,8 @@ def encode_feature(value: bytes | Sequence[bytes] | np.ndarray | Sequence[int]) 
         return _len_field(3, _len_field(1, packed))
     items = list(value)
     if items and isinstance(items[0], bytes):
-        return _len_field(1, b"".join(_len_field(1, v) for v in items))  # type: ignore[arg-type]
-    packed = b"".join(_encode_varint(int(v)) for v in items)  # type: ignore[arg-type]
+        return _len_field(1, b"".join(_len_field(1, v) for v in items))
+    packed = b"".join(_encode_varint(int(v)) for v in items)
     return _len_field(3, _len_field(1, packed))
 
 

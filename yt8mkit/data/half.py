@@ -30,6 +30,7 @@ def as_video_dtype(values: np.ndarray, dtype: str | np.dtype) -> np.ndarray:
     if casts_natively():
         # All the values as one row of the feature-row pass (its finiteness flag unused).
         finite = np.empty(1, np.uint8)
+        assert native_examples is not None  # casts_natively() says it is built
         native_examples.rows(
             values.view(np.uint8).ravel(), np.zeros(1, np.int64), values.size, out, finite
         )

@@ -19,6 +19,8 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import shutil
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,8 +32,8 @@ from pydantic import BaseModel, Field
 from yt8mkit.data.half import casts_natively
 from yt8mkit.data.schema import FeatureSchema
 from yt8mkit.data.shard import MAX_CLASSES, ShardChunk, ShardOptions, read_shard
-from yt8mkit.data.sources import find_sources
-from yt8mkit.data.store import StoreMeta, StoreWriter, is_store_dir
+from yt8mkit.data.sources import find_sources, resolve_sources
+from yt8mkit.data.store import Store, StoreMeta, StoreWriter, is_store_dir
 from yt8mkit.data.tfrecord import file_identity
 from yt8mkit.errors import BadInputError, Yt8mError
 from yt8mkit.locks import exclusive, store_lock_file
@@ -193,7 +195,7 @@ def _ingest_locked(
 
 def _decode_in_order(
     files: Sequence[str], options: ShardOptions, workers: int
-) -> Sequence[ShardChunk] | deque:
+) -> Iterator[ShardChunk]:
     if workers <= 1 or len(files) <= 1:
         for path in files:
             yield read_shard(path, options)
@@ -216,3 +218,46 @@ def _decode_in_order(
         finally:
             for future in pending:
                 future.cancel()
+
+
+def open_or_ingest(
+    source: Sequence[str | os.PathLike[str]],
+    run_dir: Path,
+    name: str,
+    num_classes: int | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> Store:
+    """A store given as the only source is opened; TFRecord files, folders or globs are
+    ingested into ``run_dir / name`` (once: a complete store there is reused)."""
+    if len(source) == 1 and Store.is_store(source[0]):
+        return Store(source[0])
+    target = run_dir / name
+    if not Store.is_store(target):
+        ingest(resolve_sources(source), target, IngestConfig(num_classes=num_classes),
+               progress=progress)
+    return Store(target)
+
+
+@contextmanager
+def temporary_store(
+    source: Sequence[str | os.PathLike[str]],
+    beside: Path,
+    prefix: str,
+    config: IngestConfig | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Iterator[Store]:
+    """A store given as the only source, opened; else TFRecord files, folders or globs
+    ingested into a temporary folder in ``beside`` (removed at the end, whatever
+    happens): reading them in parallel, checked, costs less than what reads them next.
+    ``progress(files done, files)``."""
+    if len(source) == 1 and Store.is_store(source[0]):
+        yield Store(source[0])
+        return
+    scratch = Path(tempfile.mkdtemp(prefix=prefix, dir=beside))
+    try:
+        files = resolve_sources(source)
+        ingest(files, scratch / "store", config or IngestConfig(),
+               None if progress is None else lambda path, n, done: progress(done, len(files)))
+        yield Store(scratch / "store")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -10,6 +10,7 @@ None where the library is not found or does not give the binding's values.
 from __future__ import annotations
 
 import ctypes
+import importlib
 from pathlib import Path
 from types import ModuleType
 
@@ -17,7 +18,7 @@ import google_crc32c
 
 native_examples: ModuleType | None
 try:
-    from yt8mkit.data import _native_examples as native_examples
+    native_examples = importlib.import_module("yt8mkit.data._native_examples")
 except ImportError:
     native_examples = None
 

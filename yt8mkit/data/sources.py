@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from yt8mkit.data.store import Store
 from yt8mkit.errors import BadInputError
 
 TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords")
@@ -70,23 +69,3 @@ def resolved_paths(files: Sequence[str | os.PathLike[str]]) -> list[str]:
             folders[folder] = os.path.realpath(folder)
         out.append(os.path.join(folders[folder], name))
     return out
-
-
-def open_or_ingest(
-    source: Sequence[str | os.PathLike[str]],
-    run_dir: Path,
-    name: str,
-    num_classes: int | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
-) -> Store:
-    """A store given as the only source is opened; TFRecord files, folders or globs are
-    ingested into ``run_dir / name`` (once: a complete store there is reused)."""
-    from yt8mkit.data.ingest import IngestConfig, ingest
-
-    if len(source) == 1 and Store.is_store(source[0]):
-        return Store(source[0])
-    target = run_dir / name
-    if not Store.is_store(target):
-        ingest(resolve_sources(source), target, IngestConfig(num_classes=num_classes),
-               progress=progress)
-    return Store(target)

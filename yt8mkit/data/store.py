@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, Field
 
 from yt8mkit.data import journal
@@ -176,7 +177,7 @@ class Store:
     def __len__(self) -> int:
         return self.num_videos
 
-    def _map(self, name: str, dtype: str | np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    def _map(self, name: str, dtype: npt.DTypeLike, shape: tuple[int, ...]) -> np.ndarray:
         if 0 in shape:
             return np.zeros(shape, dtype)
         return np.memmap(self.path / name, dtype=dtype, mode="r", shape=shape)
@@ -234,6 +235,21 @@ class Store:
     def has_labels(self) -> bool:
         return self.meta.num_unlabelled < self.num_videos
 
+    def scored_rows(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """The videos among ``rows`` (all by default) that count in a GAP or a loss on
+        held-out videos: the labelled ones.
+
+        The one rule of every level (first-level models and their epoch choice, the stack,
+        distillation, evaluation): a video whose record has no ``labels`` key
+        (``labelled`` False: test data without labels, a hole in a training set) is left
+        out, not scored as a video without positives, which would pull every GAP down by
+        the share of such videos. A labelled video with an empty label list counts."""
+        labelled = np.asarray(self.labelled, bool)
+        if rows is None:
+            return np.flatnonzero(labelled)
+        rows = np.asarray(rows, np.int64)
+        return rows[labelled[rows]]
+
     def labels_of(self, index: int) -> np.ndarray:
         return np.asarray(
             self.labels_indices[self.labels_indptr[index] : self.labels_indptr[index + 1]]
@@ -244,7 +260,7 @@ class Store:
         rows = np.asarray(rows)
         starts = self.labels_indptr[rows]
         counts = self.labels_indptr[rows + 1] - starts
-        dense = np.zeros((len(rows), self.num_classes), dtype)
+        dense: np.ndarray = np.zeros((len(rows), self.num_classes), dtype)
         if counts.sum():
             which_row = np.repeat(np.arange(len(rows)), counts)
             gather = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(
@@ -457,7 +473,7 @@ class StoreWriter:
         if not isinstance(data, bytes):
             array = np.ascontiguousarray(data)
             # memoryview cannot cast an array with a zero in its shape
-            data = memoryview(array).cast("B") if array.size else b""  # written without a copy
+            data = memoryview(array).cast("B") if array.size else b""  # type: ignore[arg-type,assignment]  # written without a copy
         f.write(data)  # type: ignore[attr-defined]
         self._sizes[name] = self._sizes.get(name, 0) + len(data)
 
@@ -516,6 +532,7 @@ class StoreWriter:
             self._append("labelled.bin", chunk.labelled.astype(np.bool_, copy=False))
             self._append("record_index.tmp.bin", chunk.record_indices.astype(np.int32, copy=False))
             if chunk.level == "frame":
+                assert chunk.frame_counts is not None and chunk.frames is not None
                 if "frame_offsets.bin" not in self._sizes:
                     self._append("frame_offsets.bin", np.zeros(1, np.int64))
                 self._append(
@@ -618,7 +635,7 @@ class StoreWriter:
             num_classes = self.max_label + 1
         (self.tmp / "record_index.tmp.bin").unlink(missing_ok=True)
         meta = StoreMeta(
-            level=self.level,  # type: ignore[arg-type]
+            level=self.level,
             num_videos=self.num_videos,
             num_classes=max(num_classes, 1),
             dims=self.dims or {},

@@ -311,7 +311,7 @@ def read_spans(path: str | os.PathLike[str], check_crc: bool = True) -> RecordSp
             )
     start = head[:count] + _HEADER.size
     end = start + length[:count].astype(np.int64)
-    index = np.arange(count, dtype=np.int64)
+    index = np.arange(int(count or 0), dtype=np.int64)
     crc_errors: list[BadInputError] = []
     if check_crc and count:
         good = _crcs_match(data, buf, start, end, end)

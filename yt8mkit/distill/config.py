@@ -6,9 +6,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from yt8mkit.distill.students import DEFAULT_STUDENTS
+from yt8mkit.config_files import KeyPathError, key_path_error
 from yt8mkit.models.registry import ModelConfig, ModelConfigError
 from yt8mkit.train.config import TrainConfig
+
+# Diversity for the final layer to combine: depth, width and activation all vary.
+DEFAULT_STUDENTS: tuple[dict[str, object], ...] = (
+    {"depth": 1, "width": 2048, "activation": "relu", "dropout": 0.3},
+    {"depth": 2, "width": 2048, "activation": "leaky_relu", "dropout": 0.4},
+    {"depth": 2, "width": 1536, "activation": "swish", "dropout": 0.3},
+    {"depth": 3, "width": 1024, "activation": "relu", "dropout": 0.3},
+    {"depth": 3, "width": 1536, "activation": "swish", "dropout": 0.4},
+    {"depth": 4, "width": 1024, "activation": "leaky_relu", "dropout": 0.3},
+)
 
 
 class StudentConfig(BaseModel):
@@ -88,19 +98,25 @@ class DistillConfig(BaseModel):
     def _train_settings_valid(self) -> DistillConfig:
         # Checked when the config is read, not an hour later when the students start.
         for where, fields in [("train", self.train), ("final_train", self.final_train),
-                              *((f"students[{i}].train", {**self.train, **s.train})
+                              *((f"students.{i}.train", {**self.train, **s.train})
                                 for i, s in enumerate(self.students))]:
             try:
                 TrainConfig.model_validate({**fields, "model": {"name": "student_mlp"}})
             except ValidationError as err:
-                raise ValueError(f"distill.{where}: {err}") from None
+                raise key_path_error(where, err, TrainConfig) from None
+        for name, params in self.student_models():
+            if params is not None and name == "student_mlp" and self.student_overrides:
+                try:
+                    ModelConfig(name=name, params=params)
+                except ValueError as err:
+                    raise KeyPathError("student_overrides", str(err)) from None
         return self
 
     @model_validator(mode="after")
     def _raw_input_fit(self) -> DistillConfig:
         if self.use_raw_input and self.final_fit == "out_of_fold":
-            raise ValueError("distill.use_raw_input needs final_fit: per_fold (the out-of-fold "
-                             "layer starts from the students' own output layers)")
+            raise KeyPathError("use_raw_input", "needs final_fit: per_fold (the out-of-fold "
+                               "layer starts from the students' own output layers)")
         return self
 
     def kinds(self) -> list[str]:

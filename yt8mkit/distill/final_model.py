@@ -15,7 +15,7 @@ alone): :func:`build_final_model` builds it from student specs, for the trainer'
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,6 +29,8 @@ from yt8mkit.train.checkpoints import load_checkpoint
 
 
 class FinalModel(Classifier):
+    output: nn.Linear
+
     def __init__(
         self,
         students: list[Classifier],
@@ -60,7 +62,7 @@ class FinalModel(Classifier):
     def penultimate(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         # Frozen weights and inputs that need no gradient: autograd records nothing here,
         # without a no_grad block that would get in the way of graph export.
-        parts = [student.penultimate(inputs) for student in self.students]
+        parts = [cast(Classifier, student).penultimate(inputs) for student in self.students]
         if self.raw_dims:
             parts += gather_inputs(inputs, list(self.raw_dims), "l2")
         return torch.cat(parts, dim=1)

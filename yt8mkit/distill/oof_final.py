@@ -28,6 +28,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,17 +36,19 @@ from torch import nn
 from torch.nn import functional
 
 from yt8mkit.data.folds import fold_ids, selection_rows
+from yt8mkit.data.predictions import PredictionsWriter
 from yt8mkit.data.store import Store
 from yt8mkit.data.submission import write_submission
+from yt8mkit.distill.final_model import FinalModel
 from yt8mkit.metrics.gap import GapAccumulator
+from yt8mkit.rundir import prediction_gap, write_json
 from yt8mkit.train.batches import TargetFn
 from yt8mkit.train.checkpoints import load_checkpoint, save_checkpoint
 from yt8mkit.train.config import TrainConfig
-from yt8mkit.train.predictions import PredictionsWriter
-from yt8mkit.train.run import check_run_config, prediction_gap
+from yt8mkit.train.run import check_run_config
 
 Report = Callable[[str], None]
-FinalFactory = Callable[[int], nn.Module]
+FinalFactory = Callable[[int], FinalModel]
 _CHUNK = 2048
 
 
@@ -54,7 +57,7 @@ def _inputs(store: Store, rows: np.ndarray) -> dict[str, torch.Tensor]:
             for m in store.modalities}
 
 
-def _penultimate(model: nn.Module, store: Store, rows: np.ndarray) -> np.ndarray:
+def _penultimate(model: FinalModel, store: Store, rows: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         return model.penultimate(_inputs(store, rows)).numpy().astype(np.float16)
 
@@ -130,7 +133,7 @@ def _initial_head(build: FinalFactory, fold_list: list[int], dims: int,
     head = nn.Linear(dims, num_classes)
     weights, biases = [], []
     for fold in fold_list:
-        students = build(fold).students
+        students: list[Any] = list(build(fold).students)  # video-level: a linear output
         weights.append(torch.cat([s.output.weight for s in students], dim=1) / len(students))
         biases.append(torch.stack([s.output.bias for s in students]).mean(dim=0))
     with torch.no_grad():
@@ -233,10 +236,10 @@ def run_oof_final(config: TrainConfig, store: Store, folds: np.ndarray, build: F
         "best_epoch": best["epoch"], "selected_on": "selection" if len(selection) else "last",
         # The layer trained on these rows (their features are out of fold, their targets
         # are not): optimistic, for reference only.
-        "oof_gap": prediction_gap(store, oof, train),
+        "oof_gap": prediction_gap(oof, store, train),
     }
     if len(selection):
-        metrics["selection_gap"] = prediction_gap(store, oof, selection)
+        metrics["selection_gap"] = prediction_gap(oof, store, selection)
     if test_store is not None:
         test_features = np.load(features_dir / "test.npy", mmap_mode="r")
         test_writer = PredictionsWriter(out / "test", test_store.num_videos, store.num_classes,
@@ -249,7 +252,7 @@ def run_oof_final(config: TrainConfig, store: Store, folds: np.ndarray, build: F
         write_submission(out / "submission.csv", test_store.ids(), np.asarray(test.indices),
                          np.asarray(test.scores, np.float32))
         if test_store.has_labels:
-            metrics["test_gap"] = prediction_gap(test_store, test)
-    final.write_text(json.dumps(metrics, indent=2))
+            metrics["test_gap"] = prediction_gap(test, test_store)
+    write_json(final, metrics)
     return metrics
 

@@ -25,24 +25,27 @@ trained on the selection split.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from torch import nn
-
 from yt8mkit.data.folds import fold_ids, selection_rows
+from yt8mkit.data.predictions import Predictions
 from yt8mkit.data.store import Store
 from yt8mkit.distill.config import DistillConfig
-from yt8mkit.distill.final_model import FinalModelParams, StudentSpec, build_final_model
+from yt8mkit.distill.final_model import (
+    FinalModel,
+    FinalModelParams,
+    StudentSpec,
+    build_final_model,
+)
 from yt8mkit.distill.oof_final import run_oof_final
 from yt8mkit.distill.soft_labels import SoftLabels, build_soft_labels
 from yt8mkit.errors import Yt8mError
-from yt8mkit.rundir import lock_run_dir
+from yt8mkit.rundir import is_done, lock_run_dir, write_json
 from yt8mkit.train.config import TrainConfig
 from yt8mkit.train.pool import Job, run_jobs
-from yt8mkit.train.predictions import Predictions
 from yt8mkit.train.run import (
+    FOLD_OUTPUTS,
     check_run_config,
     run_fold,
     run_model,
@@ -88,10 +91,10 @@ def soft_labels_for(store: Store, ensemble_oof: Predictions, out: Path, blend: f
 
 def final_model_factory(
     store: Store, student_dirs: list[Path], students: StudentModels, use_raw_input: bool
-) -> Callable[[int], nn.Module]:
+) -> Callable[[int], FinalModel]:
     """fold -> a final model over the students trained without that fold."""
 
-    def build(fold: int) -> nn.Module:
+    def build(fold: int) -> FinalModel:
         specs = [
             StudentSpec(name=name, params=params,
                         checkpoint=str(d / f"fold{fold}" / "best.pt"))
@@ -132,7 +135,7 @@ def _train_folds(configs: dict[str, TrainConfig], dirs: dict[str, Path], store: 
         jobs += [Job((name, fold), fold_job,
                      (config, str(store.path), fold, str(dirs[name]),
                       str(soft_labels[name]) if soft_labels[name] else None, final_of))
-                 for fold in folds if not (dirs[name] / f"fold{fold}" / "done.json").is_file()]
+                 for fold in folds if not is_done(dirs[name] / f"fold{fold}", FOLD_OUTPUTS)]
     result = run_jobs(jobs, workers, retries=1, report=say)
     if result.failed:
         first = next(iter(result.failed.values()))
@@ -199,7 +202,7 @@ def run_distill(
             final = run_model(final_config, store, final_dir, test_store, targets=targets,
                               model_factory=factory)
         metrics[f"{kind}_final"] = _summary(final)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json(out / "metrics.json", metrics)
     return metrics
 
 

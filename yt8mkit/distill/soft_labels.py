@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from yt8mkit.data.predictions import Predictions
+from yt8mkit.data.soft_targets import SoftLabels, SoftLabelsMeta
 from yt8mkit.data.store import Store
 from yt8mkit.errors import Yt8mError
-from yt8mkit.train.predictions import Predictions
-from yt8mkit.train.soft_targets import SoftLabels, SoftLabelsMeta
 
 # Videos per block while building: bounds the keys held at once.
 BLOCK_VIDEOS = 65536

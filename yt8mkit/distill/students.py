@@ -5,18 +5,9 @@ them for a store. The architecture itself is registered in ``yt8mkit.models.stud
 
 from __future__ import annotations
 
+from yt8mkit.distill.config import DEFAULT_STUDENTS
 from yt8mkit.models import Classifier, ModelConfig, create_model
 from yt8mkit.models.student_mlp import StudentMlpParams
-
-# Diversity for the final layer to combine: depth, width and activation all vary.
-DEFAULT_STUDENTS: tuple[dict[str, object], ...] = (
-    {"depth": 1, "width": 2048, "activation": "relu", "dropout": 0.3},
-    {"depth": 2, "width": 2048, "activation": "leaky_relu", "dropout": 0.4},
-    {"depth": 2, "width": 1536, "activation": "swish", "dropout": 0.3},
-    {"depth": 3, "width": 1024, "activation": "relu", "dropout": 0.3},
-    {"depth": 3, "width": 1536, "activation": "swish", "dropout": 0.4},
-    {"depth": 4, "width": 1024, "activation": "leaky_relu", "dropout": 0.3},
-)
 
 
 def student_configs(

@@ -26,19 +26,28 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 
 from yt8mkit.data.folds import SELECTION, fold_ids, selection_rows
+from yt8mkit.data.predictions import Predictions, PredictionsWriter
 from yt8mkit.data.store import Store
 from yt8mkit.ensemble.candidates import expand_rows
 from yt8mkit.ensemble.config import StackConfig
 from yt8mkit.ensemble.features import FeatureLayout, build_block, top_k_from_candidates
 from yt8mkit.ensemble.table import FeatureTable, FoldRows, ensure_feature_table
 from yt8mkit.errors import Yt8mError
-from yt8mkit.rundir import lock_run_dir
-from yt8mkit.train.predictions import Predictions, PredictionsWriter
+from yt8mkit.rundir import (
+    assemble_folds,
+    guard_config,
+    is_done,
+    lock_run_dir,
+    mark_done,
+    prediction_gap,
+    write_json,
+)
 
 Progress = Callable[[str, dict], None]
 
@@ -94,8 +103,13 @@ def label_frequencies(store: Store, videos: np.ndarray) -> np.ndarray:
     return (counts / max(len(videos), 1)).astype(np.float32)
 
 
+# What a fold's done.json vouches for.
+FOLD_OUTPUTS = ("model.txt", "label_freq.npy", "fit_videos.npy", "valid_videos.npy", "oof",
+                "oof_rows.npy")
+
+
 def _fold_done(fold_dir: Path) -> bool:
-    return (fold_dir / "done.json").is_file() and Predictions.exists(fold_dir / "oof")
+    return is_done(fold_dir, FOLD_OUTPUTS)
 
 
 def _load_fold(fold_dir: Path, fold: int) -> FoldStack:
@@ -153,7 +167,7 @@ def _train_fold(
     fit_videos, valid_videos = _split_train(train_videos, config, fold)
     freq = label_frequencies(store, train_videos)
     train_set = _dataset(table, fit_videos, freq, config)
-    callbacks = []
+    callbacks: list[Callable[..., Any]] = []
     valid_sets: list[lgb.Dataset] = []
     if len(valid_videos):
         valid_sets = [_dataset(table, valid_videos, freq, config, reference=train_set)]
@@ -184,7 +198,7 @@ def _train_fold(
         probs = booster.predict(block, num_iteration=best_iteration,
                                 num_threads=config.threads)
         indptr = np.concatenate([[0], np.cumsum(table.indptr[videos + 1] - table.indptr[videos])])
-        indices, scores = top_k_from_candidates(indptr, labels, probs, config.top_k,
+        indices, scores = top_k_from_candidates(indptr, labels, np.asarray(probs), config.top_k,
                                                 store.num_classes)
         writer.write_sparse(np.arange(start, start + len(videos)), indices, scores)
     writer.close()
@@ -193,7 +207,7 @@ def _train_fold(
     done = {"fold": fold, "best_iteration": best_iteration, "valid_logloss": valid_logloss,
             "fit_videos": len(fit_videos), "valid_videos": len(valid_videos),
             "scored_videos": len(scored_videos), "seconds": seconds}
-    (fold_dir / "done.json").write_text(json.dumps(done, indent=2))
+    mark_done(fold_dir, done, FOLD_OUTPUTS)
     if progress is not None:
         progress("fold", done)
     return _load_fold(fold_dir, fold)
@@ -205,10 +219,7 @@ def _assemble_oof(
 ) -> Predictions:
     writer = PredictionsWriter(out / "oof", store.num_videos, store.num_classes, config.top_k,
                                store=str(store.path))
-    for fold in all_folds:
-        part = Predictions(out / f"fold{fold}" / "oof")
-        rows = np.load(out / f"fold{fold}" / "oof_rows.npy")
-        writer.write_sparse(rows, np.asarray(part.indices), np.asarray(part.scores))
+    assemble_folds(writer, [out / f"fold{fold}" for fold in all_folds])
     selected = selection_rows(store.folds())
     if len(selected):
         _score_by_all_folds(sets, selected, writer, out, all_folds, layout, config,
@@ -259,21 +270,10 @@ def _score_by_all_folds(
 def oof_gap(predictions: Predictions, store: Store, k: int = 20,
             block_videos: int = 65536, rows: np.ndarray | None = None) -> float:
     """GAP@k of a prediction set over the store's labelled videos (among ``rows``, by
-    default the folds' videos, not the selection split's), block by block."""
-    from yt8mkit.metrics import GapAccumulator, Labels
-
-    labels = Labels(np.asarray(store.labels_indptr), np.asarray(store.labels_indices),
-                    store.num_classes)
-    wanted = np.asarray(store.folds()) != SELECTION if rows is None else np.isin(
-        np.arange(store.num_videos), rows)
-    rows = np.flatnonzero(np.asarray(store.labelled, bool) & wanted)
-    accumulator = GapAccumulator(k)
-    for start in range(0, len(rows), block_videos):
-        part = rows[start : start + block_videos]
-        accumulator.add_top_k(np.asarray(predictions.indices[part], np.int64),
-                              np.asarray(predictions.scores[part], np.float32),
-                              labels.take(part))
-    return accumulator.gap()
+    default the folds' videos, not the selection split's): rundir.prediction_gap."""
+    if rows is None:
+        rows = np.flatnonzero(np.asarray(store.folds()) != SELECTION)
+    return prediction_gap(predictions, store, np.sort(rows), k, block_videos)
 
 
 def _open_inputs(dirs: dict[str, str | os.PathLike[str]], num_videos: int | None,
@@ -290,15 +290,7 @@ def _open_inputs(dirs: dict[str, str | os.PathLike[str]], num_videos: int | None
 
 
 def _check_run_config(out: Path, key: dict) -> None:
-    path = out / "config.json"
-    text = json.dumps(key, indent=2, sort_keys=True)
-    if path.is_file():
-        if path.read_text() != text:
-            raise Yt8mError(f"{out}: this run directory holds a stack of other inputs or "
-                            f"settings; use a new output directory")
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    guard_config(out, "config.json", key)
 
 
 def run_stack(
@@ -374,7 +366,7 @@ def run_stack(
 
     inputs_gap = {name: oof_gap(p, store) for name, p in sets.items()}
     best = max(inputs_gap, key=inputs_gap.__getitem__)
-    metrics = {
+    metrics: dict[str, Any] = {
         "oof_gap": oof_gap(oof, store),
         "inputs_oof_gap": inputs_gap,
         "best_single": {"name": best, "oof_gap": inputs_gap[best]},
@@ -389,5 +381,5 @@ def run_stack(
         metrics["selection_gap"] = oof_gap(oof, store, rows=selected)
         metrics["inputs_selection_gap"] = {name: oof_gap(p, store, rows=selected)
                                            for name, p in sets.items()}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json(out / "metrics.json", metrics)
     return StackResult(oof=oof, test=test, metrics=metrics, folds=results)

@@ -26,10 +26,10 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 
+from yt8mkit.data.predictions import Predictions
 from yt8mkit.data.store import Store
 from yt8mkit.ensemble.config import StackConfig
 from yt8mkit.ensemble.features import FeatureLayout, build_block, store_labels_block
-from yt8mkit.train.predictions import Predictions
 
 Progress = Callable[[str, dict], None]
 

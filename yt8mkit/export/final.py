@@ -5,12 +5,11 @@ fold)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from yt8mkit.data.folds import fold_ids, selection_rows
@@ -19,38 +18,19 @@ from yt8mkit.data.vocabulary import Vocabulary
 from yt8mkit.distill.config import DistillConfig
 from yt8mkit.distill.run import final_model_factory
 from yt8mkit.errors import Yt8mError
+from yt8mkit.export.config import GAP_TOLERANCE, ExportConfig
 from yt8mkit.export.onnx_export import export_onnx
 from yt8mkit.export.predictor import OnnxPredictor
 from yt8mkit.metrics import gap_at_k
 from yt8mkit.outputs import write_text_atomic
 from yt8mkit.train.checkpoints import load_checkpoint
 
-# The challenge's rule, and the tolerance on held-out GAP the export must keep.
-DEFAULT_MAX_SIZE = 1_000_000_000
-GAP_TOLERANCE = 1e-3
-
-
-class ExportConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    # The final model of this fold is exported (its held-out videos check the export), or
-    # with "all" the mean probability of every fold's final model: each was trained on
-    # all but one fold, so together they used all of the training videos, and their mean
-    # is what the run's test predictions measured.
-    fold: int | Literal["all"] = 0
-    # Which final model: trained on the ensemble's soft labels (the paper's) or on the
-    # hard labels (when distill.labels is "hard" or "both").
-    labels: Literal["soft", "hard"] = "soft"
-    max_size_bytes: int = Field(DEFAULT_MAX_SIZE, ge=1)
-    int8: bool = False
-    check_videos: int = Field(4096, ge=1)
-    batch_size: int = Field(1024, ge=1)
-
 
 class FoldAverage(nn.Module):
     """The mean probability of several models, as log-odds: the export's sigmoid then
     gives back the mean itself."""
 
-    def __init__(self, members: list[nn.Module]) -> None:
+    def __init__(self, members: Sequence[nn.Module]) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
 

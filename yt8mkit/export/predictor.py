@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from yt8mkit.data.predictions import top_k_of
 from yt8mkit.data.store import Store
 from yt8mkit.errors import Yt8mError
 from yt8mkit.export.metadata import read_metadata
-from yt8mkit.train.predictions import top_k_of
 
 Progress = Callable[[int, int], None]  # (videos done, videos in all)
 DEFAULT_BATCH = 1024

@@ -26,10 +26,11 @@ from pydantic import Field, field_validator
 
 from yt8mkit.data.quantize import BIAS, SCALAR
 from yt8mkit.data.store import Store
+from yt8mkit.features.base import Representation
+from yt8mkit.features.config import Init
 from yt8mkit.features.faiss_blas import faiss
 from yt8mkit.features.masking import frame_tensors
 from yt8mkit.features.registry import (
-    Representation,
     RepresentationError,
     RepresentationParams,
     register_representation,
@@ -84,7 +85,6 @@ def read_frame_sample(
     return out
 
 
-Init = Literal["auto", "random", "kmeans++"]
 # k-means++ makes k sequential passes over its pool of points: affordable up to about a
 # thousand centroids; beyond, random points (faiss's own init) are the practical choice.
 _KMEANS_PP_MAX_K = 1024
@@ -255,7 +255,7 @@ CentroidStat = Literal["mean", "std"]
 
 class CentroidParams(RepresentationParams):
     path: str = Field(..., min_length=1, description="centroids .npy (from `yt8m centroids`)")
-    stats: list[CentroidStat] = Field(default_factory=lambda: ["mean"])
+    stats: list[CentroidStat] = Field(default_factory=lambda: list[CentroidStat](["mean"]))
     # Bag of centroids: the share of the video's frames nearest each centroid, output as
     # its own (B, k) input named ``bag``.
     bag: bool = True
@@ -290,6 +290,8 @@ def nearest_centroids(
 
 @register_representation("centroids", params=CentroidParams)
 class CentroidFeatures(Representation):
+    centroids: torch.Tensor  # a registered buffer
+
     def __init__(self, feature_dims: dict[str, int], params: CentroidParams) -> None:
         super().__init__(feature_dims)
         if not params.stats and not params.bag:

@@ -27,9 +27,9 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from yt8mkit.features.base import Representation
 from yt8mkit.features.masking import frame_tensors, lengths
 from yt8mkit.features.registry import (
-    Representation,
     RepresentationParams,
     register_representation,
 )

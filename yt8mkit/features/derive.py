@@ -22,13 +22,13 @@ import numpy as np
 import torch
 
 from yt8mkit.data.folds import folds_info, write_folds
+from yt8mkit.data.frame_loader import frame_batches
 from yt8mkit.data.shard import ShardChunk, pack_ids
 from yt8mkit.data.store import Store, StoreWriter, is_store_dir
 from yt8mkit.errors import Yt8mError
 from yt8mkit.features.registry import RepresentationConfig
 from yt8mkit.locks import exclusive, store_lock_file
 from yt8mkit.outputs import check_out_dir
-from yt8mkit.train.frame_loader import frame_batches
 
 Progress = Callable[[int], None]  # videos done since the last call
 

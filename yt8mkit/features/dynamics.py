@@ -23,9 +23,9 @@ import torch
 from pydantic import Field, field_validator
 from torch.nn import functional
 
+from yt8mkit.features.base import Representation
 from yt8mkit.features.masking import frame_tensors, lengths, masked_max, masked_mean
 from yt8mkit.features.registry import (
-    Representation,
     RepresentationError,
     RepresentationParams,
     register_representation,
@@ -37,7 +37,8 @@ DynamicsPool = Literal["mean", "abs_mean", "max"]
 
 class DynamicsParams(RepresentationParams):
     method: DynamicsMethod = "mean_removal"
-    pool: list[DynamicsPool] = Field(default_factory=lambda: ["abs_mean", "max"])
+    pool: list[DynamicsPool] = Field(
+        default_factory=lambda: list[DynamicsPool](["abs_mean", "max"]))
     wavelet: str = "db3"
     level: int = Field(1, ge=1)
     # PCP: the sparse-term weight (None: the standard 1/sqrt(max(frames, dim))), the

@@ -23,6 +23,7 @@ import torch
 from pydantic import Field, field_validator
 
 from yt8mkit.data.quantize import BIAS, SCALAR
+from yt8mkit.features.base import Representation
 from yt8mkit.features.masking import (
     frame_tensors,
     lengths,
@@ -32,7 +33,6 @@ from yt8mkit.features.masking import (
     masked_std,
 )
 from yt8mkit.features.registry import (
-    Representation,
     RepresentationParams,
     register_representation,
 )
@@ -123,12 +123,14 @@ class FrameStatistics(Representation):
                 elif stat == "std":
                     parts.append(masked_std(x, mask))
                 elif stat == "median":
+                    assert ordered is not None
                     parts.append(_median_of_sorted(ordered, n))
                 elif stat == "min":
                     parts.append(masked_min(x, mask))
                 elif stat == "max":
                     parts.append(masked_max(x, mask))
                 elif stat == "mode":
+                    assert ordered is not None
                     parts.append(_mode_of_sorted(ordered, n))
             if "length" in wanted:
                 parts.append((n.to(x.dtype) / self.params.length_scale)[:, None])

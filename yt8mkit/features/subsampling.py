@@ -17,9 +17,9 @@ import torch
 from pydantic import Field, field_validator
 from torch.nn import functional
 
+from yt8mkit.features.base import Representation
 from yt8mkit.features.masking import frame_tensors, gather_frames, lengths
 from yt8mkit.features.registry import (
-    Representation,
     RepresentationError,
     RepresentationParams,
     register_representation,

@@ -145,6 +145,7 @@ class GapAccumulator:
             hits = np.empty(indices.shape, bool)
             # The block's rows of the CSR, offsets into all of ``classes``.
             rows = indptr[start : stop + 1]
+            assert _native_topk is not None
             _native_topk.label_hits(indices, stop - start, k, rows, classes, num_classes, hits)
             return values.ravel(), values[hits]
 

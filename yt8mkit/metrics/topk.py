@@ -19,16 +19,20 @@ paths give the same selection; ``backend`` chooses one (the tests compare them).
 
 from __future__ import annotations
 
+import builtins
+import importlib
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Literal, TypeVar
 
 import numpy as np
 
+_native_topk: ModuleType | None
 try:
-    from yt8mkit.metrics import _native_topk
+    _native_topk = importlib.import_module("yt8mkit.metrics._native_topk")
 except ImportError:  # installed without a C compiler: the numpy path serves
     _native_topk = None
 
@@ -151,7 +155,8 @@ class Labels:
         """Video of each stored index (int64, nondecreasing)."""
         return np.repeat(np.arange(len(self), dtype=np.int64), self.counts())
 
-    def dense(self, rows: np.ndarray | slice | None = None, dtype: type = np.float32) -> np.ndarray:
+    def dense(self, rows: np.ndarray | builtins.slice | None = None,
+              dtype: type = np.float32) -> np.ndarray:
         """(len(rows), C) 0/1 array of the given videos (all when ``rows`` is None)."""
         sub = (
             self
@@ -162,7 +167,7 @@ class Labels:
                 else self.take(rows)
             )
         )
-        out = np.zeros((len(sub), self.num_classes), dtype)
+        out: np.ndarray = np.zeros((len(sub), self.num_classes), dtype)
         out[sub.row_ids(), sub.indices] = 1
         return out
 
@@ -324,6 +329,7 @@ def native_top_k_block(block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarra
     indices = np.empty((n, k), np.int32)
     values = np.empty((n, k), np.float32)
     if n:
+        assert _native_topk is not None  # callers check native_available()
         _native_topk.top_k(block, n, c, k, indices, values)
     return indices, values
 

@@ -1,36 +1,28 @@
-"""Model registry and architectures. Importing this package registers every model, so
-callers only ever need :func:`create_model`."""
+"""Model registry and architectures. The registry (``models/registry.py``) imports the
+architectures the first time a model is looked up; build them with :func:`create_model`."""
 
-from yt8mkit.models import (  # noqa: F401  (registration)
-    frame_attention,
-    frame_bow,
-    frame_features,
-    frame_recurrent,
-    frame_timedistributed,
-    logistic,
-    moe,
-    resnet_like,
-    student_mlp,
-)
-from yt8mkit.models.base import Classifier, init_output_bias
-from yt8mkit.models.registry import (
-    ModelConfig,
-    ModelConfigError,
-    create_model,
-    get_model_entry,
-    list_models,
-    register_model,
-    resolve_params,
-)
+# Names re-exported lazily (PEP 562): importing the package loads no framework, so that a
+# config module under it stays light; the first use of a name imports its module.
+from __future__ import annotations
 
-__all__ = [
-    "Classifier",
-    "ModelConfig",
-    "ModelConfigError",
-    "create_model",
-    "get_model_entry",
-    "init_output_bias",
-    "list_models",
-    "register_model",
-    "resolve_params",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Classifier": "yt8mkit.models.base",
+    "ModelConfig": "yt8mkit.models.registry",
+    "ModelConfigError": "yt8mkit.models.registry",
+    "create_model": "yt8mkit.models.registry",
+    "get_model_entry": "yt8mkit.models.registry",
+    "init_output_bias": "yt8mkit.models.base",
+    "list_models": "yt8mkit.models.registry",
+    "register_model": "yt8mkit.models.registry",
+    "resolve_params": "yt8mkit.models.registry",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

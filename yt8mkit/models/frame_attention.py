@@ -46,6 +46,8 @@ class AttentionNetParams(FrameHeadParams):
 
 @register_model("attention_net", params=AttentionNetParams, kind="frame")
 class AttentionNet(FrameClassifier):
+    params: AttentionNetParams
+
     def __init__(
         self, num_classes: int, feature_dims: dict[str, int], params: AttentionNetParams
     ) -> None:
@@ -112,6 +114,8 @@ class TransformerEncoderParams(FrameHeadParams):
 
 @register_model("transformer_encoder", params=TransformerEncoderParams, kind="frame")
 class TransformerEncoderModel(FrameClassifier):
+    params: TransformerEncoderParams
+
     def __init__(
         self, num_classes: int, feature_dims: dict[str, int], params: TransformerEncoderParams
     ) -> None:

@@ -56,6 +56,8 @@ def positive_power(x: torch.Tensor, power: torch.Tensor, eps: float = POWER_EPS)
 
 @register_model("vlad_bow", params=VladBowParams, kind="frame")
 class VladBow(FrameClassifier):
+    params: VladBowParams
+
     def __init__(
         self, num_classes: int, feature_dims: dict[str, int], params: VladBowParams
     ) -> None:
@@ -86,8 +88,9 @@ class VladBow(FrameClassifier):
         """The current power p (> 0)."""
         return functional.softplus(self.raw_power)
 
+    # Read-only here: the head owns the layer.
     @property
-    def output(self) -> nn.Linear:
+    def output(self) -> nn.Linear:  # type: ignore[override]
         """The final layer (the head's)."""
         return self.resnet.output
 

@@ -37,7 +37,7 @@ class FeaturesResNetLikeParams(ResNetLikeParams):
 
 class CentroidsResNetLikeParams(ResNetLikeParams):
     centroids: str = Field(..., min_length=1, description="centroids .npy (yt8m centroids)")
-    centroid_stats: list[CentroidStat] = Field(default_factory=lambda: ["mean"])
+    centroid_stats: list[CentroidStat] = Field(default_factory=lambda: list[CentroidStat](["mean"]))
     bag: bool = True
 
 

@@ -11,7 +11,7 @@ Both run the LSTM on packed sequences, so padding frames never enter the recurre
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from pydantic import Field, PositiveInt
@@ -63,6 +63,8 @@ class EarlyConcatLstmParams(FrameHeadParams):
 
 @register_model("early_concat_lstm", params=EarlyConcatLstmParams, kind="frame")
 class EarlyConcatLstm(FrameClassifier):
+    params: EarlyConcatLstmParams
+
     def __init__(
         self, num_classes: int, feature_dims: dict[str, int], params: EarlyConcatLstmParams
     ) -> None:
@@ -121,6 +123,8 @@ class LstmBiAttentionParams(FrameHeadParams):
 
 @register_model("lstm_bi_attention", params=LstmBiAttentionParams, kind="frame")
 class LstmBiAttention(FrameClassifier):
+    params: LstmBiAttentionParams
+
     def __init__(
         self, num_classes: int, feature_dims: dict[str, int], params: LstmBiAttentionParams
     ) -> None:
@@ -146,6 +150,6 @@ class LstmBiAttention(FrameClassifier):
         features, mask = self.frames(inputs)
         pooled = []
         for name, x in zip(self.modalities, features):
-            outputs, _ = run_lstm(self.lstms[name], x, mask)
+            outputs, _ = run_lstm(cast(nn.LSTM, self.lstms[name]), x, mask)
             pooled.append(self.pools[name](outputs, mask))
         return self.head(torch.cat(pooled, dim=1))

@@ -22,6 +22,8 @@ statistics never include padding.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 from torch import nn
@@ -50,6 +52,8 @@ class TdDenseMaxPoolParams(FrameHeadParams):
 
 @register_model("td_dense_maxpool", params=TdDenseMaxPoolParams, kind="frame")
 class TdDenseMaxPool(FrameClassifier):
+    params: TdDenseMaxPoolParams
+
     def __init__(
         self, num_classes: int, feature_dims: dict[str, int], params: TdDenseMaxPoolParams
     ) -> None:
@@ -85,6 +89,8 @@ class TdDenseSortingParams(FrameInputParams):
 class TdDenseSorting(FrameClassifier):
     """Penultimate features are the sorted top-k per-frame scores, (B, num_classes * k)
     in class-major order; ``classify`` is the two shared dense layers."""
+
+    params: TdDenseSortingParams
 
     def __init__(
         self, num_classes: int, feature_dims: dict[str, int], params: TdDenseSortingParams
@@ -170,6 +176,8 @@ class ConvBlock(nn.Module):
 
 @register_model("td_conv", params=TdConvParams, kind="frame")
 class TdConv(FrameClassifier):
+    params: TdConvParams
+
     def __init__(
         self, num_classes: int, feature_dims: dict[str, int], params: TdConvParams
     ) -> None:
@@ -192,7 +200,7 @@ class TdConv(FrameClassifier):
         pooled = []
         for name, x in zip(self.modalities, features):
             tower_mask = mask
-            for block in self.towers[name]:
+            for block in cast(nn.ModuleList, self.towers[name]):
                 x, tower_mask = block(x, tower_mask)
             pooled.append(masked_max(x, tower_mask))
         return self.head(torch.cat(pooled, dim=1))

@@ -10,8 +10,10 @@ from typing import Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, field_validator
+from torch import nn
 from torch.nn import functional
 
+from yt8mkit.models.base import Classifier, copy_into
 from yt8mkit.models.registry import ModelConfigError
 
 InputNorm = Literal["none", "l2"]
@@ -56,3 +58,38 @@ def gather_inputs(
     if norm == "l2":
         tensors = [functional.normalize(t, p=2.0, dim=-1) for t in tensors]
     return tensors
+
+
+class VideoClassifier(Classifier):
+    """Base of the video-level models: the inputs a config selects (``params.inputs``,
+    normalised by ``params.input_norm``) and, by default, a linear output layer
+    (``self.output``, built by the subclass). A new model is its parameters class
+    (an InputParams), its layers and its ``penultimate``."""
+
+    params: InputParams
+    output: nn.Linear
+
+    def __init__(self, num_classes: int, feature_dims: dict[str, int],
+                 params: InputParams) -> None:
+        super().__init__()  # no layer here: the subclass draws every weight, in its order
+        self.num_classes = num_classes
+        self.params = params
+        self.modalities = select_modalities(feature_dims, params.inputs)
+
+    @property
+    def input_width(self) -> int:
+        """The width of the concatenated inputs."""
+        return sum(self.modalities.values())
+
+    def features(self, inputs: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """The selected inputs, normalised, in the config's order."""
+        return gather_inputs(inputs, list(self.modalities), self.params.input_norm)
+
+    def concatenated(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat(self.features(inputs), dim=1)
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.output(features)
+
+    def init_output_bias(self, prior_logits: torch.Tensor) -> None:
+        copy_into(self.output.bias, prior_logits)

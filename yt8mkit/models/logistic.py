@@ -8,8 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from yt8mkit.models.base import Classifier, copy_into
-from yt8mkit.models.inputs import InputParams, gather_inputs, select_modalities
+from yt8mkit.models.inputs import InputParams, VideoClassifier
 from yt8mkit.models.registry import register_model
 
 
@@ -18,24 +17,16 @@ class LogisticParams(InputParams):
 
 
 @register_model("logistic", params=LogisticParams)
-class Logistic(Classifier):
+class Logistic(VideoClassifier):
+    params: LogisticParams
+
     def __init__(
         self, num_classes: int, feature_dims: dict[str, int], params: LogisticParams
     ) -> None:
-        super().__init__()
-        self.num_classes = num_classes
-        self.params = params
-        self.modalities = select_modalities(feature_dims, params.inputs)
+        super().__init__(num_classes, feature_dims, params)
         # The penultimate features are the (normalised, concatenated) inputs themselves.
-        self.penultimate_dim = sum(self.modalities.values())
+        self.penultimate_dim = self.input_width
         self.output = nn.Linear(self.penultimate_dim, num_classes)
 
     def penultimate(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        features = gather_inputs(inputs, list(self.modalities), self.params.input_norm)
-        return torch.cat(features, dim=1)
-
-    def classify(self, features: torch.Tensor) -> torch.Tensor:
-        return self.output(features)
-
-    def init_output_bias(self, prior_logits: torch.Tensor) -> None:
-        copy_into(self.output.bias, prior_logits)
+        return self.concatenated(inputs)

@@ -21,8 +21,8 @@ from pydantic import Field
 from torch import nn
 from torch.nn import functional
 
-from yt8mkit.models.base import Classifier, copy_into
-from yt8mkit.models.inputs import InputParams, gather_inputs, select_modalities
+from yt8mkit.models.base import copy_into
+from yt8mkit.models.inputs import InputParams, VideoClassifier
 from yt8mkit.models.layers import logit_from_log_prob
 from yt8mkit.models.registry import register_model
 
@@ -34,13 +34,12 @@ class MoeParams(InputParams):
 
 
 @register_model("moe", params=MoeParams)
-class MixtureOfExperts(Classifier):
+class MixtureOfExperts(VideoClassifier):
+    params: MoeParams
+
     def __init__(self, num_classes: int, feature_dims: dict[str, int], params: MoeParams) -> None:
-        super().__init__()
-        self.num_classes = num_classes
-        self.params = params
-        self.modalities = select_modalities(feature_dims, params.inputs)
-        self.penultimate_dim = sum(self.modalities.values())
+        super().__init__(num_classes, feature_dims, params)
+        self.penultimate_dim = self.input_width
         mixtures = params.num_mixtures
         # Layout (class, expert): class c's gates are columns c*(M+1) .. c*(M+1)+M, the
         # dummy expert last.
@@ -49,8 +48,7 @@ class MixtureOfExperts(Classifier):
         self.experts = nn.Linear(self.penultimate_dim, num_classes * mixtures)
 
     def penultimate(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        features = gather_inputs(inputs, list(self.modalities), self.params.input_norm)
-        return torch.cat(features, dim=1)
+        return self.concatenated(inputs)
 
     def classify(self, features: torch.Tensor) -> torch.Tensor:
         batch, mixtures = features.shape[0], self.params.num_mixtures

@@ -10,86 +10,52 @@ that lists the valid keys instead of a silently ignored setting.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from torch import nn
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from yt8mkit.errors import Yt8mError
+from yt8mkit.registry import Entry, Registry, RegistryError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 ModelKind = Literal["video", "frame"]
-ModuleClass = TypeVar("ModuleClass", bound=type[nn.Module])
+ModuleClass = TypeVar("ModuleClass", bound=type)
 
 
-class ModelConfigError(Yt8mError, ValueError):
+class ModelConfigError(RegistryError):
     """A model name or parameter that the registry cannot build."""
 
 
-@dataclass(frozen=True)
-class ModelEntry:
-    """What the registry knows of one architecture."""
-
-    name: str
-    builder: Callable[..., nn.Module]
-    params: type[BaseModel]
-    kind: ModelKind
-
-
-# The one sanctioned module-level table: name -> entry, filled by @register_model at import.
-_REGISTRY: dict[str, ModelEntry] = {}
+# The built-in architectures, registered when the first model is looked up (they import
+# torch; the registry and ModelConfig do not).
+MODELS: Registry[Any] = Registry("model", ModelConfigError, modules=[
+    f"yt8mkit.models.{name}" for name in (
+        "frame_attention", "frame_bow", "frame_features", "frame_recurrent",
+        "frame_timedistributed", "logistic", "moe", "resnet_like", "student_mlp")
+])
+ModelEntry = Entry
 
 
 def register_model(
     name: str, params: type[BaseModel], kind: ModelKind = "video"
 ) -> Callable[[ModuleClass], ModuleClass]:
     """Class decorator: register ``cls(num_classes, feature_dims, params)`` under ``name``."""
-
-    def decorate(cls: ModuleClass) -> ModuleClass:
-        known = _REGISTRY.get(name)
-        if known is not None and known.builder is not cls:
-            raise ModelConfigError(f"model name {name!r} is already registered by {known.builder}")
-        _REGISTRY[name] = ModelEntry(name=name, builder=cls, params=params, kind=kind)
-        return cls
-
-    return decorate
+    return MODELS.register(name, params, kind=kind)
 
 
 def list_models(kind: ModelKind | None = None) -> list[str]:
     """Registered model names (of one kind, if given), sorted."""
-    return sorted(n for n, e in _REGISTRY.items() if kind is None or e.kind == kind)
+    return sorted(n for n, e in MODELS.entries().items() if kind is None or e.kind == kind)
 
 
-def get_model_entry(name: str) -> ModelEntry:
-    entry = _REGISTRY.get(name)
-    if entry is None:
-        raise ModelConfigError(f"unknown model {name!r}; known models: {list_models()}")
-    return entry
+def get_model_entry(name: str) -> Entry:
+    return MODELS.get(name)
 
 
 def resolve_params(name: str, params: dict[str, Any] | BaseModel | None = None) -> BaseModel:
     """``params`` validated against the model's parameter class, defaults filled in."""
-    entry = get_model_entry(name)
-    if params is None:
-        params = {}
-    if isinstance(params, entry.params):
-        return params
-    if isinstance(params, BaseModel):
-        params = params.model_dump()
-    if not isinstance(params, dict):
-        raise ModelConfigError(
-            f"model {name!r}: params must be a mapping, got {type(params).__name__}"
-        )
-    valid = sorted(entry.params.model_fields)
-    unknown = sorted(set(params) - set(valid))
-    if unknown:
-        raise ModelConfigError(
-            f"model {name!r}: unknown parameter(s) {unknown}; valid parameters: {valid}"
-        )
-    try:
-        return entry.params.model_validate(params)
-    except ValidationError as error:
-        raise ModelConfigError(f"model {name!r}: invalid parameters: {error}") from error
+    return MODELS.resolve(name, params)
 
 
 def create_model(
@@ -105,8 +71,7 @@ def create_model(
         raise ModelConfigError(f"model {name!r}: num_classes must be >= 1, got {num_classes}")
     if not feature_dims:
         raise ModelConfigError(f"model {name!r}: feature_dims is empty")
-    resolved = resolve_params(name, params)
-    return get_model_entry(name).builder(num_classes, dict(feature_dims), resolved)
+    return cast("nn.Module", MODELS.build(name, num_classes, dict(feature_dims), params=params))
 
 
 class ModelConfig(BaseModel):
@@ -126,7 +91,7 @@ class ModelConfig(BaseModel):
             raise ModelConfigError(
                 f"model {self.name!r} is a {entry.kind}-level model, not {self.kind}-level"
             )
-        self.kind = entry.kind
+        self.kind = cast(ModelKind, entry.kind)
         return self
 
     def resolved_params(self) -> BaseModel:

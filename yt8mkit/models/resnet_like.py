@@ -14,8 +14,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from yt8mkit.models.base import Classifier, copy_into
-from yt8mkit.models.inputs import InputParams, gather_inputs, select_modalities
+from yt8mkit.models.inputs import InputParams, VideoClassifier
 from yt8mkit.models.layers import ContextGating, FCBlock, IdentityBlock
 from yt8mkit.models.registry import register_model
 
@@ -34,14 +33,13 @@ class ResNetLikeParams(InputParams):
 
 
 @register_model("resnet_like", params=ResNetLikeParams)
-class ResNetLike(Classifier):
+class ResNetLike(VideoClassifier):
+    params: ResNetLikeParams
+
     def __init__(
         self, num_classes: int, feature_dims: dict[str, int], params: ResNetLikeParams
     ) -> None:
-        super().__init__()
-        self.num_classes = num_classes
-        self.params = params
-        self.modalities = select_modalities(feature_dims, params.inputs)
+        super().__init__(num_classes, feature_dims, params)
         inner, dropout = params.inner_size, params.dropout
         # ModuleDict keys are the feature names; the order used is ``self.modalities``'.
         self.towers = nn.ModuleDict({
@@ -62,9 +60,7 @@ class ResNetLike(Classifier):
         self.gating = ContextGating(num_classes) if params.context_gating else None
 
     def penultimate(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        names = list(self.modalities)
-        features = gather_inputs(inputs, names, self.params.input_norm)
-        towers = [self.towers[n](x) for n, x in zip(names, features)]
+        towers = [self.towers[n](x) for n, x in zip(self.modalities, self.features(inputs))]
         hidden = self.trunk(torch.cat(towers, dim=1))
         return self.bottleneck(hidden) if self.bottleneck is not None else hidden
 
@@ -75,4 +71,4 @@ class ResNetLike(Classifier):
     def init_output_bias(self, prior_logits: torch.Tensor) -> None:
         if self.gating is not None:
             prior_logits = self.gating.split_prior(prior_logits)
-        copy_into(self.output.bias, prior_logits)
+        super().init_output_bias(prior_logits)

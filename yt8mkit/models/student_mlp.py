@@ -15,8 +15,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from yt8mkit.models.base import Classifier, copy_into
-from yt8mkit.models.inputs import InputParams, gather_inputs, select_modalities
+from yt8mkit.models.inputs import InputParams, VideoClassifier
 from yt8mkit.models.registry import register_model
 
 Activation = Literal["relu", "leaky_relu", "swish", "silu"]
@@ -39,16 +38,15 @@ def make_activation(name: Activation) -> nn.Module:
 
 
 @register_model("student_mlp", params=StudentMlpParams)
-class StudentMlp(Classifier):
+class StudentMlp(VideoClassifier):
+    params: StudentMlpParams
+
     def __init__(
         self, num_classes: int, feature_dims: dict[str, int], params: StudentMlpParams
     ) -> None:
-        super().__init__()
-        self.num_classes = num_classes
-        self.params = params
-        self.modalities = select_modalities(feature_dims, params.inputs)
+        super().__init__(num_classes, feature_dims, params)
         layers: list[nn.Module] = []
-        width = sum(self.modalities.values())
+        width = self.input_width
         for _ in range(params.depth):
             layers.append(nn.Linear(width, params.width))
             if params.batchnorm:
@@ -60,11 +58,4 @@ class StudentMlp(Classifier):
         self.output = nn.Linear(width, num_classes)
 
     def penultimate(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        features = gather_inputs(inputs, list(self.modalities), self.params.input_norm)
-        return self.hidden(torch.cat(features, dim=1))
-
-    def classify(self, features: torch.Tensor) -> torch.Tensor:
-        return self.output(features)
-
-    def init_output_bias(self, prior_logits: torch.Tensor) -> None:
-        copy_into(self.output.bias, prior_logits)
+        return self.hidden(self.concatenated(inputs))

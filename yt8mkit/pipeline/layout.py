@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from pydantic import ValidationError
 
 from yt8mkit.data.store import Store
 from yt8mkit.distill.config import DistillConfig
 from yt8mkit.ensemble.config import StackConfig
 from yt8mkit.errors import Yt8mError
-from yt8mkit.export.final import ExportConfig
+from yt8mkit.export.config import ExportConfig
 from yt8mkit.pipeline.config import PipelineConfig
+from yt8mkit.rundir import write_atomic
 
 
 @dataclass
@@ -54,10 +54,7 @@ def _pipeline_config(run_dir: Path) -> PipelineConfig | None:
     data = yaml.safe_load(path.read_text()) or {}
     if "zoo" not in data or "data" not in data:
         return None
-    try:
-        return PipelineConfig.from_dict(data, base=run_dir)
-    except ValidationError as err:
-        raise Yt8mError(f"{path}: not a valid pipeline config: {err}") from None
+    return PipelineConfig.from_record(path)
 
 
 def _complete_models(zoo_dir: Path) -> list[str]:
@@ -97,3 +94,8 @@ def open_run(run_dir: Path) -> RunLayout:
         distill=(config.distill if config and config.distill else DistillConfig()),
         export=(config.export if config and config.export else ExportConfig()),
     )
+
+
+def write_members(ensemble_dir: Path, models: list[str]) -> None:
+    """The first-level models the ensemble stacked (``yt8m table``'s "Ens." column)."""
+    write_atomic(ensemble_dir / "members.json", json.dumps(models))

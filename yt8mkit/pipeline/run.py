@@ -32,19 +32,26 @@ import yaml
 
 from yt8mkit.baselines import frequency_prior, frequency_top_k
 from yt8mkit.data.folds import fold_ids, folds_info, train_rows, write_folds
-from yt8mkit.data.sources import open_or_ingest
+from yt8mkit.data.ingest import open_or_ingest
 from yt8mkit.data.store import Store
 from yt8mkit.data.submission import write_submission
 from yt8mkit.data.synth import TEST_DIR, generate
 from yt8mkit.errors import Yt8mError
 from yt8mkit.evaluation import evaluate_submission
-from yt8mkit.pipeline.config import PipelineConfig
-from yt8mkit.rundir import lock_run_dir
+from yt8mkit.pipeline.config import PipelineConfig, results_fields
+from yt8mkit.pipeline.layout import write_members
+from yt8mkit.rundir import (
+    guard_config,
+    lock_run_dir,
+    prediction_gap,
+    write_json,
+)
 from yt8mkit.train.run import store_folds
 from yt8mkit.train.runlog import RunLog
 from yt8mkit.zoo.frame_inputs import prepare_zoo
 from yt8mkit.zoo.neighbours import run_neighbour_members
 from yt8mkit.zoo.runner import run_zoo
+from yt8mkit.zoo.table import second_level_rows
 
 Report = Callable[[str], None]
 
@@ -75,27 +82,21 @@ class _Stages:
         return None
 
     def finish(self, name: str, info: dict) -> dict:
-        tmp = self.dir / f".{name}.json.tmp"
-        tmp.write_text(json.dumps(info, indent=2))
-        tmp.replace(self.dir / f"{name}.json")
+        write_json(self.dir / f"{name}.json", info)
         return info
 
 
 def _check_config(run_dir: Path, config: PipelineConfig) -> None:
+    """Record the resolved config; a resume compares what decides the results (how the
+    run executes, e.g. its number of workers, may change)."""
     path = run_dir / "config.yaml"
-    text = config.to_yaml()
-    if path.is_file() and _stored_fields(path) != config.results_fields():
-        raise Yt8mError(f"{run_dir}: this run directory holds another config; use a new --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
-def _stored_fields(path: Path) -> dict | None:
-    try:
-        stored = PipelineConfig.model_validate(yaml.safe_load(path.read_text()))
-    except ValueError:
-        return None
-    return stored.results_fields()
+    stored = yaml.safe_load(path.read_text()) if path.is_file() else None
+    # A run recorded before configs were recorded resolved has no zoo.resolved_models:
+    # its models are compared as written, as they were then.
+    with_models = not (isinstance(stored, dict)
+                       and "resolved_models" not in (stored.get("zoo") or {}))
+    guard_config(run_dir, "config.yaml", config.resolved(),
+                 normalise=lambda data: results_fields(data, with_models))
 
 
 def _data(config: PipelineConfig, run_dir: Path, stages: _Stages, report: Report,
@@ -148,7 +149,7 @@ def _baseline(store: Store, test_store: Store | None, run_dir: Path, stages: _St
     folds = store_folds(store)
     accumulator = GapAccumulator(k=20)
     for fold in fold_ids(folds):
-        held_out = np.flatnonzero(folds == fold)
+        held_out = store.scored_rows(np.flatnonzero(folds == fold))
         indices, scores = frequency_top_k(frequency_prior(store, train_rows(folds, fold)),
                                           len(held_out))
         accumulator.add_top_k(indices, scores, store.labels_dense(held_out))
@@ -161,7 +162,7 @@ def _baseline(store: Store, test_store: Store | None, run_dir: Path, stages: _St
         write_submission(out / "submission.csv", test_store.ids(), indices, scores)
         if test_store.has_labels:
             metrics["test_gap"] = evaluate_submission(out / "submission.csv", test_store).gap
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json(out / "metrics.json", metrics)
     return stages.finish("baseline", metrics)
 
 
@@ -200,7 +201,34 @@ def _run_stages(
     _folds(config, store, say)
     metrics: dict = {"name": config.name, "models": {}}
     metrics["models"]["label_frequency"] = _baseline(store, test_store, run_dir, stages, say)
+    members = _first_level(config, store, test_store, run_dir, say)
+    metrics["models"].update(members)
+    best = max(members, key=lambda name: members[name].get("oof_gap", -1.0))
+    metrics["best_model"] = best
+    submission = _second_level(config, store, test_store, run_dir, list(members), stages,
+                               metrics, say) or run_dir / "zoo" / best / "submission.csv"
+    write_json(run_dir / "table_rows.json",
+               second_level_rows(metrics.get("ensemble"), metrics.get("distill")))
+    if config.stack is not None:
+        write_members(run_dir / "ensemble", list(members))
 
+    result = PipelineResult(run_dir=run_dir, skipped_stages=stages.skipped)
+    if test_store is not None:
+        if submission != run_dir / "submission.csv":
+            shutil.copyfile(submission, run_dir / "submission.csv")
+        result.submission = run_dir / "submission.csv"
+        if test_store.has_labels:
+            metrics["test"] = evaluate_submission(result.submission, test_store).to_dict()
+    metrics["seconds"] = time.perf_counter() - began
+    write_json(run_dir / "metrics.json", metrics)
+    result.metrics = metrics
+    return result
+
+
+def _first_level(config: PipelineConfig, store: Store, test_store: Store | None,
+                 run_dir: Path, say: Report) -> dict[str, dict]:
+    """The zoo (its centroids and derived stores first) and its nearest-neighbour
+    members; each member's metrics."""
     # Centroids and derived stores the zoo declares, computed once into the run directory.
     plan = prepare_zoo(config.zoo, store, test_store, run_dir, say)
     say(f"stage zoo: {len(plan.configs)} models x {config.folds.num_folds} folds")
@@ -214,47 +242,24 @@ def _run_stages(
         raise Yt8mError(f"{len(zoo.failed)} zoo job(s) failed; see {failures}")
     zoo.metrics.update(run_neighbour_members(config.zoo.neighbours, store, run_dir / "zoo",
                                              test_store, say))
-    metrics["models"].update(zoo.metrics)
+    return zoo.metrics
 
-    best = max(zoo.metrics, key=lambda name: zoo.metrics[name].get("oof_gap", -1.0))
-    metrics["best_model"] = best
-    submission = run_dir / "zoo" / best / "submission.csv"
-    rows: list[dict] = []
-    if config.stack is not None:
-        metrics["ensemble"] = _stack(config, store, test_store, run_dir, list(zoo.metrics),
-                                     stages, say)
-        rows.append({"name": "lightgbm_ensemble", "frame_level": False,
-                     "gap": metrics["ensemble"]["oof_gap"], "bce": None, "in_ensemble": None,
-                     "test_gap": metrics["ensemble"].get("test_gap"),
-                     "selection_gap": metrics["ensemble"].get("selection_gap")})
-        if config.distill is not None:
-            metrics["distill"] = _distill(config, store, test_store, run_dir, stages, say)
-            for name, values in metrics["distill"].items():
-                if name.endswith("final"):
-                    rows.append({"name": f"final_model_{name.split('_')[0]}_labels",
-                                 "frame_level": False, "gap": values["oof_gap"],
-                                 "bce": values.get("oof_bce"), "in_ensemble": None,
-                                 "test_gap": values.get("test_gap"),
-                                 "selection_gap": values.get("selection_gap")})
-            if config.export is not None:
-                metrics["export"] = _export(config, store, run_dir, stages, say)
-                if test_store is not None:
-                    submission = _predict(run_dir, test_store, stages, say)
-    (run_dir / "table_rows.json").write_text(json.dumps(rows, indent=2))
-    if config.stack is not None:
-        (run_dir / "ensemble" / "members.json").write_text(json.dumps(list(zoo.metrics)))
 
-    result = PipelineResult(run_dir=run_dir, skipped_stages=stages.skipped)
-    if test_store is not None:
-        if submission != run_dir / "submission.csv":
-            shutil.copyfile(submission, run_dir / "submission.csv")
-        result.submission = run_dir / "submission.csv"
-        if test_store.has_labels:
-            metrics["test"] = evaluate_submission(result.submission, test_store).to_dict()
-    metrics["seconds"] = time.perf_counter() - began
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    result.metrics = metrics
-    return result
+def _second_level(config: PipelineConfig, store: Store, test_store: Store | None,
+                  run_dir: Path, members: list[str], stages: _Stages, metrics: dict,
+                  say: Report) -> Path | None:
+    """The stages the config asks for after the zoo (stack, distill, export, predict),
+    their summaries added to ``metrics``; the final model's submission when there is one."""
+    if config.stack is None:
+        return None
+    metrics["ensemble"] = _stack(config, store, test_store, run_dir, members, stages, say)
+    if config.distill is None:
+        return None
+    metrics["distill"] = _distill(config, store, test_store, run_dir, stages, say)
+    if config.export is None:
+        return None
+    metrics["export"] = _export(config, store, run_dir, stages, say)
+    return _predict(run_dir, test_store, stages, say) if test_store is not None else None
 
 
 def _stack(config: PipelineConfig, store: Store, test_store: Store | None, run_dir: Path,
@@ -280,11 +285,10 @@ def _stack(config: PipelineConfig, store: Store, test_store: Store | None, run_d
     summary = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float, str))}
     if test_store is not None and test_store.has_labels:
         # Scored once here, with the stage: a rerun reads it back from the stage's record.
-        from yt8mkit.train.predictions import Predictions
-        from yt8mkit.train.run import prediction_gap
+        from yt8mkit.data.predictions import Predictions
 
-        summary["test_gap"] = prediction_gap(test_store,
-                                             Predictions(run_dir / "ensemble" / "test"))
+        summary["test_gap"] = prediction_gap(Predictions(run_dir / "ensemble" / "test"),
+                                             test_store)
     return stages.finish("stack", summary)
 
 
@@ -293,8 +297,8 @@ def _distill(config: PipelineConfig, store: Store, test_store: Store | None, run
     done = stages.done("distill")
     if done is not None:
         return done
+    from yt8mkit.data.predictions import Predictions
     from yt8mkit.distill.run import run_distill
-    from yt8mkit.train.predictions import Predictions
 
     assert config.distill is not None
     say(f"stage distill: {len(config.distill.students)} students on "

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from yt8mkit.data.predictions import top_k_of
 from yt8mkit.data.vocabulary import Vocabulary
 from yt8mkit.errors import Yt8mError
 from yt8mkit.export.predictor import OnnxPredictor
-from yt8mkit.train.predictions import top_k_of
 
 
 class RequestError(Yt8mError):

@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
+from yt8mkit.data.loader import Batch, epoch_order, video_batches
 from yt8mkit.data.store import Store
 from yt8mkit.train.config import TrainConfig
-from yt8mkit.train.loader import Batch, epoch_order, video_batches
 
 # rows -> float32 (len(rows), num_classes) targets; replaces the store's hard labels.
 TargetFn = Callable[[np.ndarray], np.ndarray]
@@ -36,7 +36,7 @@ def batch_stream(
                 f"{config.name}: model {config.model.name!r} is frame-level but the store "
                 f"{store.path} holds video-level features only"
             )
-        from yt8mkit.train.frame_loader import frame_batches
+        from yt8mkit.data.frame_loader import frame_batches
 
         stream = frame_batches(
             store, order, batch_size, with_targets=training and targets is None,

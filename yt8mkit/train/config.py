@@ -2,16 +2,74 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from yt8mkit.config_files import read_yaml_mapping
+from yt8mkit.config_files import (
+    apply_overrides,
+    key_path_error,
+    read_yaml_mapping,
+    resolve_path,
+    validate,
+)
 from yt8mkit.models.registry import ModelConfig
 from yt8mkit.names import PlainName
-from yt8mkit.train.losses import LossConfig
+
+LossName = Literal["bce", "soft_ranking", "hinge_ranking"]
+
+
+class BCEParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RankingParams(BaseModel):
+    """Parameters of the ranking losses; defaults are the paper's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    top_negatives: int = Field(30, ge=1)
+    margin: float = 1.0
+    positive_threshold: float = Field(0.5, gt=0.0, le=1.0)
+    pairs: Literal["batch", "video"] = "batch"
+    # Mean BCE is ~1e-3 once trained while the ranking term is ~1: a useful weight is large.
+    bce_weight: float = Field(0.0, ge=0.0)
+
+
+LOSS_PARAMS: dict[str, type[BaseModel]] = {
+    "bce": BCEParams,
+    "soft_ranking": RankingParams,
+    "hinge_ranking": RankingParams,
+}
+
+
+class LossConfig(BaseModel):
+    """A loss named in a config, with its parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: LossName = "bce"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _params_known(self) -> LossConfig:
+        # Checked when the config is read: a typo must not wait for the first epoch.
+        params_class = LOSS_PARAMS[self.name]
+        try:
+            params_class.model_validate(self.params)
+        except ValidationError as err:
+            raise key_path_error("params", err, params_class) from None
+        return self
+
 
 
 class OptimConfig(BaseModel):
@@ -68,6 +126,11 @@ class TrainConfig(BaseModel):
     # store) to train on instead of the hard labels: the paper's "ResNetLike + soft
     # labels" as a first-level member. Epochs are still chosen against the hard labels.
     soft_labels: str | None = None
+
+    @field_validator("soft_labels")
+    @classmethod
+    def _absolute_soft_labels(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else resolve_path(value, info)
     seed: int = 0
     # Top-K kept of every prediction; DESIGN.md asks for K >= 50 for the second level.
     top_k: int = Field(50, ge=20)
@@ -84,13 +147,25 @@ class TrainConfig(BaseModel):
     flush_denormal: bool = True
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> TrainConfig:
-        data = read_yaml_mapping(path)
-        data.setdefault("name", Path(path).stem)
-        return cls.model_validate(data)
+    def from_yaml(cls, path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
+        """The config file checked whole (``--set`` overrides applied); its name is the
+        file's stem unless it says otherwise."""
+        file = Path(path)
+        data = apply_overrides(read_yaml_mapping(file), overrides, str(file))
+        data.setdefault("name", file.stem)
+        return validate(cls, data, str(file), file.parent)
+
+    def resolved(self) -> dict[str, Any]:
+        """Every setting, the model's and the loss's parameters included, with its
+        default filled in: what a run records, and compares on a resume."""
+        data = self.model_dump(mode="json")
+        data["model"]["params"] = self.model.resolved_params().model_dump(mode="json")
+        data["loss"]["params"] = (LOSS_PARAMS[self.loss.name].model_validate(self.loss.params)
+                                  .model_dump(mode="json"))
+        return data
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        return yaml.safe_dump(self.resolved(), sort_keys=False)
 
     @property
     def frame_level(self) -> bool:

@@ -30,11 +30,12 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from torch import nn
 from torch.nn import functional
 
-LossName = Literal["bce", "soft_ranking", "hinge_ranking"]
+from yt8mkit.train.config import LOSS_PARAMS as _PARAMS
+from yt8mkit.train.config import LossConfig, LossName, RankingParams
 
 
 def bce_with_logits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -104,40 +105,6 @@ class RankingLoss(nn.Module):
         return loss
 
 
-class BCEParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RankingParams(BaseModel):
-    """Parameters of the ranking losses; defaults are the paper's."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    top_negatives: int = Field(30, ge=1)
-    margin: float = 1.0
-    positive_threshold: float = Field(0.5, gt=0.0, le=1.0)
-    pairs: Literal["batch", "video"] = "batch"
-    # Mean BCE is ~1e-3 once trained while the ranking term is ~1: a useful weight is large.
-    bce_weight: float = Field(0.0, ge=0.0)
-
-
-_PARAMS: dict[str, type[BaseModel]] = {
-    "bce": BCEParams,
-    "soft_ranking": RankingParams,
-    "hinge_ranking": RankingParams,
-}
-
-
-class LossConfig(BaseModel):
-    """A loss named in a config, with its parameters."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: LossName = "bce"
-    params: dict[str, Any] = Field(default_factory=dict)
-
-    def build(self) -> nn.Module:
-        return make_loss(self.name, **self.params)
-
-
 def make_loss(name: LossName, **params: Any) -> nn.Module:
     """The loss ``name`` as a module called with (logits, targets) -> scalar."""
     if name not in _PARAMS:
@@ -157,3 +124,8 @@ def make_loss(name: LossName, **params: Any) -> nn.Module:
         return BCELoss()
     assert isinstance(validated, RankingParams)
     return RankingLoss("soft" if name == "soft_ranking" else "hinge", validated)
+
+
+def build_loss(config: LossConfig) -> nn.Module:
+    """The loss a config names."""
+    return make_loss(config.name, **config.params)

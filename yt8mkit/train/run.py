@@ -20,19 +20,26 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
-import yaml
 from torch import nn
 
 from yt8mkit.data.folds import fold_ids, selection_rows, train_rows, write_folds
+from yt8mkit.data.predictions import Predictions, PredictionsWriter
+from yt8mkit.data.soft_targets import SoftLabels
 from yt8mkit.data.store import Store, StoreError
 from yt8mkit.data.submission import write_submission
 from yt8mkit.errors import Yt8mError
-from yt8mkit.metrics import GapAccumulator
-from yt8mkit.rundir import lock_run_dir
+from yt8mkit.rundir import (
+    assemble_folds,
+    guard_config,
+    is_done,
+    lock_run_dir,
+    mark_done,
+    prediction_gap,
+    read_done,
+    write_json,
+)
 from yt8mkit.train.batches import TargetFn
 from yt8mkit.train.config import TrainConfig
-from yt8mkit.train.predictions import Predictions, PredictionsWriter
-from yt8mkit.train.soft_targets import SoftLabels
 from yt8mkit.train.trainer import (
     Progress,
     load_best,
@@ -53,23 +60,23 @@ def store_folds(store: Store) -> np.ndarray:
         return write_folds(store)
 
 
+# What a fold's done.json vouches for: its checkpoint and its held-out predictions.
+FOLD_OUTPUTS = ("best.pt", "oof", "oof_rows.npy")
+
+
+def _resolved(config: dict) -> dict:
+    # Compared as validated configs, not as text: a run written before a new setting
+    # existed holds that setting's default, and still resumes.
+    return TrainConfig.model_validate(config).resolved()
+
+
 def check_run_config(out: Path, config: TrainConfig) -> None:
-    path = out / "config.yaml"
-    if path.is_file():
-        # Compared as validated configs, not as text: a run written before a new setting
-        # existed holds that setting's default, and still resumes.
-        if TrainConfig.model_validate(yaml.safe_load(path.read_text())) != config:
-            raise Yt8mError(
-                f"{out}: this run directory holds another config; use a new --out "
-                f"(runs are never overwritten in place)"
-            )
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    path.write_text(config.to_yaml())
+    """Record the run's resolved config, or refuse a run directory made with another."""
+    guard_config(out, "config.yaml", config.resolved(), normalise=_resolved)
 
 
 def _fold_done(fold_dir: Path) -> bool:
-    return (fold_dir / "done.json").is_file() and Predictions.exists(fold_dir / "oof")
+    return is_done(fold_dir, FOLD_OUTPUTS)
 
 
 def run_fold(
@@ -78,14 +85,16 @@ def run_fold(
     targets: TargetFn | None = None,
 ) -> dict:
     fold_dir = out / f"fold{fold}"
-    if _fold_done(fold_dir):
-        return json.loads((fold_dir / "done.json").read_text())
+    done_before = read_done(fold_dir, FOLD_OUTPUTS)
+    if done_before is not None:
+        return done_before
     valid_rows = np.flatnonzero(folds == fold)
     factory = _for_fold(model_factory, fold)
     if targets is None and config.soft_labels is not None:
         targets = soft_targets(config.soft_labels, store)
-    result = train_fold(config, store, train_rows(folds, fold), _choosing_rows(config, folds, fold),
-                        fold_dir, progress, factory, targets)
+    result = train_fold(config, store, train_rows(folds, fold),
+                        _choosing_rows(config, store, folds, fold), fold_dir, progress, factory,
+                        targets)
     device = resolve_device(config)
     model = load_best(config, store, fold_dir, device, factory)
     writer = PredictionsWriter(fold_dir / "oof", len(valid_rows), store.num_classes, config.top_k)
@@ -95,9 +104,7 @@ def run_fold(
         done += len(rows)
     writer.close()
     np.save(fold_dir / "oof_rows.npy", valid_rows)
-    summary = {"fold": fold, **result.__dict__}
-    (fold_dir / "done.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    return mark_done(fold_dir, {"fold": fold, **result.__dict__}, FOLD_OUTPUTS)
 
 
 def soft_targets(path: str | Path, store: Store) -> TargetFn:
@@ -111,11 +118,13 @@ def soft_targets(path: str | Path, store: Store) -> TargetFn:
     return soft.dense
 
 
-def _choosing_rows(config: TrainConfig, folds: np.ndarray, fold: int) -> np.ndarray:
-    """The videos whose GAP@20 chooses the fold's epoch (see TrainConfig.select_on)."""
+def _choosing_rows(config: TrainConfig, store: Store, folds: np.ndarray, fold: int
+                   ) -> np.ndarray:
+    """The videos whose GAP@20 chooses the fold's epoch (see TrainConfig.select_on); only
+    the labelled ones count (Store.scored_rows)."""
     if config.select_on == "fold":
-        return np.flatnonzero(folds == fold)
-    rows = selection_rows(folds)
+        return store.scored_rows(np.flatnonzero(folds == fold))
+    rows = store.scored_rows(selection_rows(folds))
     if not len(rows):
         raise Yt8mError(
             f"{config.name}: select_on is 'selection', but the store's folds have no "
@@ -135,30 +144,13 @@ def assemble_oof(
     """The out-of-fold prediction set from the folds' held-out parts; the selection split's
     videos, which no fold held out, get the fold models' mean probability."""
     writer = PredictionsWriter(out / "oof", store.num_videos, store.num_classes, config.top_k)
-    for fold in fold_ids(folds):
-        part = Predictions(out / f"fold{fold}" / "oof")
-        rows = np.load(out / f"fold{fold}" / "oof_rows.npy")
-        writer.write_sparse(rows, np.asarray(part.indices), np.asarray(part.scores))
+    assemble_folds(writer, [out / f"fold{fold}" for fold in fold_ids(folds)])
     selected = selection_rows(folds)
     if len(selected):
         for rows, mean in _mean_of_folds(config, store, store, selected, out, fold_ids(folds),
                                          model_factory):
             writer.write_dense(rows, mean)
     return writer.close()
-
-
-def prediction_gap(store: Store, predictions: Predictions,
-                   rows: np.ndarray | None = None) -> float:
-    """GAP@20 of a prediction set against the store's labels (over ``rows``, all by
-    default), chunk by chunk."""
-    rows = np.arange(store.num_videos) if rows is None else np.asarray(rows)
-    accumulator = GapAccumulator(k=20)
-    for start in range(0, len(rows), 8192):
-        chunk = rows[start : start + 8192]
-        accumulator.add_top_k(np.asarray(predictions.indices[chunk], np.int64),
-                              np.asarray(predictions.scores[chunk], np.float32),
-                              store.labels_dense(chunk))
-    return accumulator.gap()
 
 
 def _mean_of_folds(
@@ -231,25 +223,31 @@ def run_model(
         if "oof_gap" in previous and previous.get("test_predictions") == has_test:
             return previous
     if done == all_folds:
-        oof = assemble_oof(config, store, folds, out, model_factory)
-        metrics["oof_gap"] = prediction_gap(store, oof, np.flatnonzero(folds >= 0))
-        metrics["selected_on"] = config.select_on
-        if len(selection_rows(folds)):
-            # Leak-free for every level: no model this run learns from trained on them.
-            metrics["selection_gap"] = prediction_gap(store, oof, selection_rows(folds))
-        fold_results = [json.loads((out / f"fold{f}" / "done.json").read_text())
-                        for f in all_folds]
-        sizes = [int((folds == f).sum()) for f in all_folds]
-        metrics["oof_bce"] = float(
-            np.average([r["best_bce"] for r in fold_results], weights=sizes)
-        )
-        metrics["fold_gap_mean"] = float(np.mean([r["best_gap"] for r in fold_results]))
-        metrics["test_predictions"] = test_store is not None
-        if test_store is not None:
-            test = predict_test(config, store, test_store, out, all_folds, model_factory)
-            write_submission(out / "submission.csv", test_store.ids(), np.asarray(test.indices),
-                             np.asarray(test.scores, np.float32))
-            if test_store.has_labels:
-                metrics["test_gap"] = prediction_gap(test_store, test)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        metrics.update(_complete(config, store, folds, out, test_store, model_factory))
+    write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def _complete(config: TrainConfig, store: Store, folds: np.ndarray, out: Path,
+              test_store: Store | None, model_factory: FoldModelFactory | None) -> dict:
+    """Once every fold is done: the out-of-fold set and its scores, the test predictions
+    and the submission."""
+    all_folds = fold_ids(folds)
+    oof = assemble_oof(config, store, folds, out, model_factory)
+    metrics: dict = {"oof_gap": prediction_gap(oof, store, np.flatnonzero(folds >= 0)),
+                     "selected_on": config.select_on}
+    if len(selection_rows(folds)):
+        # Leak-free for every level: no model this run learns from trained on them.
+        metrics["selection_gap"] = prediction_gap(oof, store, selection_rows(folds))
+    fold_results = [read_done(out / f"fold{f}", FOLD_OUTPUTS) or {} for f in all_folds]
+    sizes = [int((folds == f).sum()) for f in all_folds]
+    metrics["oof_bce"] = float(np.average([r["best_bce"] for r in fold_results], weights=sizes))
+    metrics["fold_gap_mean"] = float(np.mean([r["best_gap"] for r in fold_results]))
+    metrics["test_predictions"] = test_store is not None
+    if test_store is not None:
+        test = predict_test(config, store, test_store, out, all_folds, model_factory)
+        write_submission(out / "submission.csv", test_store.ids(), np.asarray(test.indices),
+                         np.asarray(test.scores, np.float32))
+        if test_store.has_labels:
+            metrics["test_gap"] = prediction_gap(test, test_store)
     return metrics

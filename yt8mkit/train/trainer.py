@@ -8,11 +8,10 @@ as an uninterrupted run would have.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +20,16 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from yt8mkit.baselines import frequency_prior
+from yt8mkit.data.loader import Batch
 from yt8mkit.data.store import Store
 from yt8mkit.metrics import GapAccumulator
 from yt8mkit.models import create_model, init_output_bias
+from yt8mkit.rundir import write_json
 from yt8mkit.train.batches import TargetFn, batch_stream
 from yt8mkit.train.checkpoints import load_checkpoint, save_checkpoint
 from yt8mkit.train.config import TrainConfig
 from yt8mkit.train.curves import CurveWriter
-from yt8mkit.train.loader import Batch
+from yt8mkit.train.losses import build_loss
 from yt8mkit.train.mixup import mixup
 
 Progress = Callable[[str, dict[str, float]], None]
@@ -153,8 +154,9 @@ def _weight_average(config: TrainConfig, model: nn.Module) -> AveragedModel | No
     decay = config.ema_decay
 
     @torch.no_grad()
-    def update(averaged: list[torch.Tensor], current: list[torch.Tensor],
-               num_averaged: torch.Tensor) -> None:
+    def update(averaged: list[torch.Tensor] | tuple[torch.Tensor, ...],
+               current: list[torch.Tensor] | tuple[torch.Tensor, ...],
+               num_averaged: torch.Tensor | int) -> None:
         # The decay warms up (as timm's EMA does): the first updates would otherwise keep
         # the random initial weights in the average for hundreds of steps.
         n = float(num_averaged)
@@ -173,6 +175,135 @@ def _sync_buffers(average: AveragedModel, model: nn.Module) -> None:
             mine.copy_(theirs)
 
 
+def set_process_flags(config: TrainConfig) -> None:
+    """Process-wide torch settings a config asks for: its thread count, and whether
+    denormal floats are flushed to zero (see TrainConfig.flush_denormal)."""
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.set_flush_denormal(config.flush_denormal)
+
+
+@dataclass
+class FoldState:
+    """Everything one fold's training carries from epoch to epoch."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    average: AveragedModel | None
+    loss_fn: nn.Module
+    steps_per_epoch: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    best: dict[str, float] = field(
+        default_factory=lambda: {"gap": -1.0, "bce": math.inf, "epoch": -1})
+    start_epoch: int = 0
+
+    @property
+    def scored(self) -> nn.Module:
+        """What is validated, saved as best and predicted with: the averaged weights if
+        any."""
+        return self.model if self.average is None else self.average.module
+
+
+def setup_fold(
+    config: TrainConfig, store: Store, train_rows: np.ndarray, out_dir: Path,
+    device: torch.device, model_factory: ModelFactory | None = None,
+) -> FoldState:
+    """The model (seeded, its output bias at the label prior), optimiser, schedule and
+    weight average of a fold; resumed from ``out_dir/last.pt`` when present."""
+    torch.manual_seed(config.seed)
+    model = build_model(config, store, model_factory).to(device)
+    if config.init_bias_from_frequencies:
+        init_output_bias(model, frequency_prior(store, train_rows))
+    optimizer = _optimizer(config, model)
+    average = _weight_average(config, model)
+    steps_per_epoch = max(1, len(train_rows) // config.batch_size)
+    state = FoldState(
+        model=model, optimizer=optimizer,
+        scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer,
+                                                    _schedule(config, steps_per_epoch)),
+        scaler=torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and config.amp),
+        average=average, loss_fn=build_loss(config.loss), steps_per_epoch=steps_per_epoch)
+    last_path = out_dir / "last.pt"
+    if last_path.is_file():
+        saved = load_checkpoint(last_path, device)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        state.scheduler.load_state_dict(saved["scheduler"])
+        if average is not None:
+            average.load_state_dict(saved["average"])
+        state.history, state.best = saved["history"], saved["best"]
+        state.start_epoch = saved["epoch"] + 1
+    return state
+
+
+def train_one_epoch(
+    state: FoldState, config: TrainConfig, store: Store, train_rows: np.ndarray, epoch: int,
+    device: torch.device, targets: TargetFn | None = None, progress: Progress | None = None,
+) -> float:
+    """One pass over ``train_rows``; the mean training loss. Seeded by the epoch, so a
+    resumed run draws the same batches, mixup and dropout as an uninterrupted one."""
+    torch.manual_seed(config.seed * 1_000_003 + epoch)
+    generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+    model, optimizer = state.model, state.optimizer
+    model.train()
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    seen = 0
+    batches = batch_stream(config, store, train_rows, training=True, epoch=epoch,
+                           targets=targets)
+    for step, batch in enumerate(batches):
+        inputs, batch_targets = _to(batch, device)
+        assert batch_targets is not None
+        if config.mixup_alpha > 0:
+            inputs, batch_targets = _mix(config, inputs, batch_targets, generator)
+        with _autocast(device, config.amp):
+            loss = state.loss_fn(model(inputs), batch_targets)
+        optimizer.zero_grad(set_to_none=True)
+        state.scaler.scale(loss).backward()
+        if config.optim.grad_clip:
+            state.scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
+        state.scaler.step(optimizer)
+        state.scaler.update()
+        state.scheduler.step()
+        if state.average is not None:
+            state.average.update_parameters(model)
+        # Summed on the tensor: a float() per step would sync a GPU every batch.
+        loss_sum += loss.detach().double().cpu() * len(batch.rows)
+        seen += len(batch.rows)
+        if progress is not None and step % 10 == 0:
+            progress("step", {"epoch": epoch, "step": step, "steps": state.steps_per_epoch,
+                              "loss": float(loss_sum) / max(seen, 1)})
+    if state.average is not None:
+        _sync_buffers(state.average, model)
+    return float(loss_sum) / max(seen, 1)
+
+
+def validate_and_checkpoint(
+    state: FoldState, config: TrainConfig, store: Store, valid_rows: np.ndarray, epoch: int,
+    device: torch.device, out_dir: Path, train_loss: float, epoch_began: float,
+) -> dict[str, float]:
+    """The epoch's record (its training loss, GAP@20 and BCE of ``valid_rows``), added to
+    the history; best.pt when the GAP is the best yet, then last.pt (everything a resume
+    needs)."""
+    gap, bce = evaluate(state.scored, store, valid_rows, config, device)
+    record = {"epoch": epoch, "train_loss": train_loss, "gap": gap, "bce": bce,
+              "lr": float(state.scheduler.get_last_lr()[0]),
+              "seconds": time.perf_counter() - epoch_began}
+    state.history.append(record)
+    if gap > state.best["gap"]:
+        state.best = {"gap": gap, "bce": bce, "epoch": epoch}
+        _save(out_dir / "best.pt", {"model": state.scored.state_dict(), "epoch": epoch,
+                                    "gap": gap})
+    _save(out_dir / "last.pt", {
+        "model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
+        "scheduler": state.scheduler.state_dict(), "history": state.history,
+        "best": state.best, "epoch": epoch,
+        "average": None if state.average is None else state.average.state_dict()})
+    return record
+
+
 def train_fold(
     config: TrainConfig,
     store: Store,
@@ -188,93 +319,26 @@ def train_fold(
     last.pt when present. ``targets`` replaces the hard training labels (soft labels)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    torch.set_flush_denormal(config.flush_denormal)
-    torch.manual_seed(config.seed)
-    model = build_model(config, store, model_factory).to(device)
-    if config.init_bias_from_frequencies:
-        init_output_bias(model, frequency_prior(store, train_rows))
-    optimizer = _optimizer(config, model)
-    average = _weight_average(config, model)
-    # What is validated, saved as best and predicted with: the averaged weights if any.
-    scored = model if average is None else average.module
-    steps_per_epoch = max(1, len(train_rows) // config.batch_size)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config, steps_per_epoch))
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and config.amp)
-    loss_fn = config.loss.build()
-    history: list[dict[str, float]] = []
-    best = {"gap": -1.0, "bce": math.inf, "epoch": -1}
-    start_epoch = 0
-    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
-    if last_path.is_file():
-        state = load_checkpoint(last_path, device)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if average is not None:
-            average.load_state_dict(state["average"])
-        history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
+    set_process_flags(config)
+    state = setup_fold(config, store, train_rows, out_dir, device, model_factory)
     began = time.perf_counter()
     curves = CurveWriter(out_dir)
-    for epoch in range(start_epoch, config.epochs):
-        if epoch - best["epoch"] > config.patience and best["epoch"] >= 0:
+    for epoch in range(state.start_epoch, config.epochs):
+        if epoch - state.best["epoch"] > config.patience and state.best["epoch"] >= 0:
             break
         epoch_began = time.perf_counter()
-        torch.manual_seed(config.seed * 1_000_003 + epoch)
-        generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-        model.train()
-        loss_sum = torch.zeros((), dtype=torch.float64)
-        seen = 0
-        batches = batch_stream(config, store, train_rows, training=True, epoch=epoch,
-                               targets=targets)
-        for step, batch in enumerate(batches):
-            inputs, batch_targets = _to(batch, device)
-            assert batch_targets is not None
-            if config.mixup_alpha > 0:
-                inputs, batch_targets = _mix(config, inputs, batch_targets, generator)
-            with _autocast(device, config.amp):
-                loss = loss_fn(model(inputs), batch_targets)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if config.optim.grad_clip:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            if average is not None:
-                average.update_parameters(model)
-            # Summed on the tensor: a float() per step would sync a GPU every batch.
-            loss_sum += loss.detach().double().cpu() * len(batch.rows)
-            seen += len(batch.rows)
-            if progress is not None and step % 10 == 0:
-                progress("step", {"epoch": epoch, "step": step, "steps": steps_per_epoch,
-                                  "loss": float(loss_sum) / max(seen, 1)})
-        if average is not None:
-            _sync_buffers(average, model)
-        gap, bce = evaluate(scored, store, valid_rows, config, device)
-        record = {"epoch": epoch, "train_loss": float(loss_sum) / max(seen, 1), "gap": gap,
-                  "bce": bce,
-                  "lr": scheduler.get_last_lr()[0],
-                  "seconds": time.perf_counter() - epoch_began}
-        history.append(record)
-        if gap > best["gap"]:
-            best = {"gap": gap, "bce": bce, "epoch": epoch}
-            _save(best_path, {"model": scored.state_dict(), "epoch": epoch, "gap": gap})
-        _save(last_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                          "scheduler": scheduler.state_dict(), "history": history, "best": best,
-                          "epoch": epoch,
-                          "average": None if average is None else average.state_dict()})
-        curves.add(history)  # after last.pt: a resume never re-trains an epoch it shows
+        train_loss = train_one_epoch(state, config, store, train_rows, epoch, device, targets,
+                                     progress)
+        record = validate_and_checkpoint(state, config, store, valid_rows, epoch, device,
+                                         out_dir, train_loss, epoch_began)
+        curves.add(state.history)  # after last.pt: a resume never re-trains an epoch it shows
         if progress is not None:
             progress("epoch", record)
+    best = state.best
     result = FoldResult(best_epoch=int(best["epoch"]), best_gap=float(best["gap"]),
-                        best_bce=float(best["bce"]), epochs_run=len(history),
+                        best_bce=float(best["bce"]), epochs_run=len(state.history),
                         seconds=time.perf_counter() - began)
-    (out_dir / "metrics.json").write_text(
-        json.dumps({"result": result.__dict__, "history": history}, indent=2)
-    )
+    write_json(out_dir / "metrics.json", {"result": result.__dict__, "history": state.history})
     return result
 
 

@@ -34,126 +34,28 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from yt8mkit.data.store import Store
 from yt8mkit.errors import Yt8mError
-from yt8mkit.features.centroids import Init
 from yt8mkit.features.registry import RepresentationConfig
 from yt8mkit.models.registry import ModelConfig
 from yt8mkit.train.config import FrameDataConfig, TrainConfig
-
-if TYPE_CHECKING:
-    from yt8mkit.zoo.config import ZooConfig
+from yt8mkit.zoo.config import (
+    CentroidsSpec,
+    ZooConfig,
+    _centroid_refs,
+    check_centroid_refs,
+    derive_frames,
+    derived_train_config,
+)
 
 Report = Callable[[str], None]
-
-
-class CentroidsSpec(BaseModel):
-    """k-means centroids of the training store's frames (see features/centroids.py)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    k: int = Field(..., ge=1)
-    # Frames sampled for k-means; None: faiss's 256 a centroid, at most 10^6.
-    sample_frames: int | None = Field(None, ge=1)
-    iterations: int = Field(20, ge=1)
-    seed: int = 0
-    # Frame features clustered (concatenated); None: all of the store's.
-    modalities: list[str] | None = None
-    init: Init = "auto"
-
-
-_DERIVED_OWN = ("features", "frames", "train")
-
-
-class DerivedSpec(BaseModel):
-    """A fixed representation written once into a video-level store, and the video-level
-    model trained on it. Any other key of the entry is a training setting (TrainConfig,
-    merged over the zoo's defaults as for a model) and is checked when the zoo is read."""
-
-    model_config = ConfigDict(extra="forbid")
-    features: RepresentationConfig
-    # Which frames the representation reads (max_frames, stride), over the defaults'.
-    frames: dict[str, Any] = Field(default_factory=dict)
-    train: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _training_keys(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        own = {k: v for k, v in data.items() if k in _DERIVED_OWN}
-        rest = {k: v for k, v in data.items() if k not in _DERIVED_OWN}
-        if "features" in own and isinstance(own["features"], str):
-            own["features"] = {"name": own["features"]}
-        if rest:
-            own["train"] = {**dict(own.get("train") or {}), **rest}
-        return own
-
-
-def derived_train_config(name: str, spec: DerivedSpec, defaults: dict[str, Any]) -> TrainConfig:
-    """The model of a derived entry: the zoo's defaults under the entry's training
-    settings; the defaults' ``frames`` apply to the derivation, not to this model."""
-    from yt8mkit.zoo.config import _deep_merge
-
-    base = {k: v for k, v in defaults.items() if k != "frames"}
-    merged = _deep_merge(base, spec.train)
-    merged["name"] = name
-    config = TrainConfig.model_validate(merged)
-    if config.frame_level:
-        raise ValueError(
-            f"derived.{name}: {config.model.name!r} is a frame-level model; a derived store "
-            f"is video-level (use a video-level model such as resnet_like)"
-        )
-    return config
-
-
-def derive_frames(spec: DerivedSpec, defaults: dict[str, Any]) -> FrameDataConfig:
-    return FrameDataConfig.model_validate({**dict(defaults.get("frames") or {}), **spec.frames})
-
-
-# ---------------------------------------------------------------- centroid references
-
-
-def _centroid_refs(node: Any) -> Iterator[tuple[dict, str]]:
-    """(dict, key) of every place in a model or representation spec that names centroids:
-    ``centroids_resnet_like``'s ``centroids``, a ``centroids`` representation's ``path``."""
-    if isinstance(node, dict):
-        params = node.get("params")
-        if isinstance(params, dict):
-            if node.get("name") == "centroids" and isinstance(params.get("path"), str):
-                yield params, "path"
-            if node.get("name") == "centroids_resnet_like" and isinstance(
-                params.get("centroids"), str
-            ):
-                yield params, "centroids"
-        for value in node.values():
-            yield from _centroid_refs(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _centroid_refs(value)
-
-
-def _is_file_name(value: str) -> bool:
-    return value.endswith(".npy")
-
-
-def check_centroid_refs(where: str, spec: Any, declared: dict[str, CentroidsSpec]) -> None:
-    """A name that is not a declared entry nor a .npy file is a typo: say so at load."""
-    for params, key in _centroid_refs(spec):
-        value = params[key]
-        if value not in declared and not _is_file_name(value):
-            known = ", ".join(sorted(declared)) or "none declared"
-            raise ValueError(
-                f"{where}: {key}: {value!r} names no entry of the zoo's `centroids:` "
-                f"section ({known}) and is no .npy file"
-            )
 
 
 def _resolve(spec: Any, paths: dict[str, str]) -> Any:
@@ -171,20 +73,6 @@ def _resolve_config(config: TrainConfig, paths: dict[str, str]) -> TrainConfig:
     if resolved == model:
         return config
     return config.model_copy(update={"model": ModelConfig.model_validate(resolved)})
-
-
-def check_zoo(zoo: ZooConfig) -> None:
-    """Everything about the frame-level sections that can be checked without data."""
-    clash = sorted(set(zoo.derived) & set(zoo.models))
-    if clash:
-        raise ValueError(f"derived entries {clash} share their names with models")
-    for name, model in zoo.models.items():
-        check_centroid_refs(f"models.{name}", model, zoo.centroids)
-    for name, spec in zoo.derived.items():
-        check_centroid_refs(f"derived.{name}.features", spec.features.model_dump(mode="json"),
-                            zoo.centroids)
-        derived_train_config(name, spec, zoo.defaults)
-        derive_frames(spec, zoo.defaults)
 
 
 # ---------------------------------------------------------------- preparing a run

@@ -26,35 +26,24 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from yt8mkit.data.folds import fold_ids, selection_rows, train_rows
+from yt8mkit.data.predictions import Predictions, PredictionsWriter, top_k_of
 from yt8mkit.data.store import Store
 from yt8mkit.errors import Yt8mError
-from yt8mkit.rundir import lock_run_dir
-from yt8mkit.train.predictions import Predictions, PredictionsWriter, top_k_of
-from yt8mkit.train.run import prediction_gap, store_folds
+from yt8mkit.rundir import (
+    guard_config,
+    lock_run_dir,
+    mark_done,
+    prediction_gap,
+    read_done,
+    write_json,
+)
+from yt8mkit.train.run import store_folds
+from yt8mkit.zoo.config import NeighboursSpec
 
 Report = Callable[[str], None]
 _CHUNK = 2048
-
-
-class NeighboursSpec(BaseModel):
-    """One nearest-neighbour member. Defaults: measured on dev/ (selection split GAP@20,
-    bench/results/neighbours.md)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    k: int = Field(50, ge=1)
-    # Softmax temperature over the similarities of a video's neighbours: smaller trusts the
-    # nearest more (dev/: 0.03 0.660, 0.05 0.684, 0.1 0.685).
-    temperature: float = Field(0.1, gt=0.0)
-    # Weight of each modality in the concatenation (after its own L2 normalisation); a
-    # modality not named weighs 1. On dev/ audio at 0.5 beat 0.3 and 0.7.
-    weights: dict[str, float] = Field(default_factory=dict)
-    top_k: int = Field(50, ge=20)
-
-    def weight(self, modality: str) -> float:
-        return self.weights.get(modality, 1.0)
 
 
 def _features(store: Store, rows: np.ndarray, spec: NeighboursSpec) -> np.ndarray:
@@ -129,37 +118,31 @@ def run_neighbours(name: str, spec: NeighboursSpec, store: Store, out: Path,
     oof = _assemble(out / "oof", store, folds, fold_list, selection, out, spec.top_k, "sel")
     metrics: dict = {"name": name, "model": "neighbours", "frame_level": False,
                      "params": spec.model_dump(mode="json"), "folds": per_fold,
-                     "oof_gap": prediction_gap(store, oof, np.flatnonzero(folds >= 0)),
+                     "oof_gap": prediction_gap(oof, store, np.flatnonzero(folds >= 0)),
                      "selected_on": "fold"}
     if len(selection):
-        metrics["selection_gap"] = prediction_gap(store, oof, selection)
+        metrics["selection_gap"] = prediction_gap(oof, store, selection)
     metrics["test_predictions"] = test_store is not None
     if test_store is not None:
         test = _assemble(out / "test", test_store, None, fold_list, test_rows, out,
                          spec.top_k, "test")
         if test_store.has_labels:
-            metrics["test_gap"] = prediction_gap(test_store, test)
-    final.write_text(json.dumps(metrics, indent=2))
+            metrics["test_gap"] = prediction_gap(test, test_store)
+    write_json(final, metrics)
     return metrics
 
 
 def _check_spec(out: Path, spec: NeighboursSpec) -> None:
-    path = out / "spec.json"
-    recorded = spec.model_dump(mode="json")
-    if path.is_file():
-        if json.loads(path.read_text()) != recorded:
-            raise Yt8mError(f"{out}: written with other settings ({path}); use a new run "
-                            f"directory or the settings it was made with")
-        return
-    path.write_text(json.dumps(recorded, indent=2))
+    guard_config(out, "spec.json", spec.model_dump(mode="json"))
 
 
 def _run_fold(spec: NeighboursSpec, store: Store, test_store: Store | None,
               folds: np.ndarray, fold: int, selection: np.ndarray, test_rows: np.ndarray,
               fold_dir: Path) -> dict:
-    done = fold_dir / "done.json"
-    if done.is_file():
-        return json.loads(done.read_text())
+    outputs = ("oof", "sel", "oof_rows.npy") + (("test",) if test_store is not None else ())
+    done = read_done(fold_dir, outputs)
+    if done is not None:
+        return done
     began = time.perf_counter()
     index = _FoldIndex(store, train_rows(folds, fold), spec)
     valid = np.flatnonzero(folds == fold)
@@ -178,8 +161,7 @@ def _run_fold(spec: NeighboursSpec, store: Store, test_store: Store | None,
     np.save(fold_dir / "oof_rows.npy", valid)
     summary = {"fold": fold, "train_videos": index.index.ntotal,
                "seconds": time.perf_counter() - began}
-    done.write_text(json.dumps(summary, indent=2))
-    return summary
+    return mark_done(fold_dir, summary, outputs)
 
 
 def _assemble(path: Path, store: Store, folds: np.ndarray | None, fold_list: list[int],

@@ -4,7 +4,6 @@ retried, reported, and does not stop the others."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,10 +11,10 @@ from typing import Literal
 
 from yt8mkit.data.folds import fold_ids
 from yt8mkit.data.store import Store
-from yt8mkit.rundir import lock_run_dir
+from yt8mkit.rundir import is_done, lock_run_dir, write_json
 from yt8mkit.train.config import TrainConfig
 from yt8mkit.train.pool import Job, run_jobs
-from yt8mkit.train.run import check_run_config, run_fold, run_model, store_folds
+from yt8mkit.train.run import FOLD_OUTPUTS, check_run_config, run_fold, run_model, store_folds
 
 Backend = Literal["local", "ray"]
 Report = Callable[[str], None]
@@ -37,7 +36,7 @@ def _job(config: TrainConfig, store_path: str, fold: int, model_dir: str) -> dic
 
 
 def _is_done(model_dir: Path, fold: int) -> bool:
-    return (model_dir / f"fold{fold}" / "done.json").is_file()
+    return is_done(model_dir / f"fold{fold}", FOLD_OUTPUTS)
 
 
 def run_zoo(
@@ -93,9 +92,8 @@ def run_zoo(
 
 
 def _write_failures(out: Path, result: ZooResult) -> None:
-    out.mkdir(parents=True, exist_ok=True)
     failures = {f"{name}/fold{fold}": error for (name, fold), error in result.failed.items()}
-    (out / "failures.json").write_text(json.dumps(failures, indent=2))
+    write_json(out / "failures.json", failures)
 
 
 def _run_ray(

@@ -22,6 +22,25 @@ class TableRow:
     selection_gap: float | None = None
 
 
+def second_level_rows(ensemble: dict | None, distill: dict | None) -> list[dict]:
+    """The rows of the second level from the pipeline's stage summaries: the LightGBM
+    ensemble, and the final model of each kind of labels distillation trained."""
+    rows: list[dict] = []
+    if ensemble is not None:
+        rows.append({"name": "lightgbm_ensemble", "frame_level": False,
+                     "gap": ensemble["oof_gap"], "bce": None, "in_ensemble": None,
+                     "test_gap": ensemble.get("test_gap"),
+                     "selection_gap": ensemble.get("selection_gap")})
+    for name, values in (distill or {}).items():
+        if name.endswith("final"):
+            rows.append({"name": f"final_model_{name.split('_')[0]}_labels",
+                         "frame_level": False, "gap": values["oof_gap"],
+                         "bce": values.get("oof_bce"), "in_ensemble": None,
+                         "test_gap": values.get("test_gap"),
+                         "selection_gap": values.get("selection_gap")})
+    return rows
+
+
 def collect_rows(run_dir: Path) -> list[TableRow]:
     """One row per model directory with a metrics.json, plus any second-level rows the
     ensemble and distillation stages wrote (``table_rows.json``), best GAP first."""

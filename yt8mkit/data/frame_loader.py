@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from yt8mkit.data.loader import Batch
 from yt8mkit.data.quantize import BIAS, SCALAR
 from yt8mkit.data.store import Store
-from yt8mkit.train.loader import Batch
 
 FRAME_MASK = "frame_mask"
 # Bucketing sorts by length within windows of this many batches: wide enough that most
@@ -254,7 +254,7 @@ def _from_workers(
         batch_size=None,  # each item is already a batch
         shuffle=False,
         num_workers=workers,
-        collate_fn=_as_is,
+        collate_fn=_as_is,  # type: ignore[arg-type]  # batches arrive whole (batch_size None)
         prefetch_factor=2,
     )
     for raw in loader:
