@@ -204,7 +204,7 @@ def run_oof_final(config: TrainConfig, store: Store, folds: np.ndarray, build: F
     write_features(build, store, folds, test_store, features_dir, say)
     if not (out / "head.json").is_file():
         best = train_head(config, store, folds, features_dir, build, targets, out, say)
-        (out / "head.json").write_text(json.dumps(best))
+        write_json(out / "head.json", best)
     best = json.loads((out / "head.json").read_text())
     head_state = load_checkpoint(out / "head.pt")["model"]
     fold_list = fold_ids(folds)
