@@ -66,14 +66,22 @@ def pipeline(
     workers: Annotated[int | None, typer.Option(
         min=1, help="Training processes side by side (default: the config's `workers`).")
     ] = None,
+    backend: Annotated[str | None, typer.Option(
+        help="local or ray: where the zoo's and distillation's jobs run (default: the "
+             "config's `backend`).")] = None,
+    address: Annotated[str | None, typer.Option(
+        help="Ray cluster address (default: the config's `address`, RAY_ADDRESS, or a "
+             "Ray started for the run).")] = None,
 ) -> None:
     """ingest → folds → zoo → ... → submission → evaluate; resumes after an interruption."""
     from yt8mkit.pipeline.config import PipelineConfig
 
+    if backend not in (None, "local", "ray"):
+        raise typer.BadParameter("--backend is local or ray")
     try:
         cfg = PipelineConfig.from_yaml(config)
-        if workers is not None:
-            cfg = cfg.model_copy(update={"workers": workers})
+        overrides = {"workers": workers, "backend": backend, "address": address}
+        cfg = cfg.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     except (Yt8mError, ValidationError, OSError) as err:
         raise fail(err) from None
     _run(cfg, out or Path("runs") / cfg.name, train, test)

@@ -60,13 +60,22 @@ def stack(run_dir: RunArgument) -> None:
 def distill(
     run_dir: RunArgument,
     workers: Annotated[int, typer.Option(min=1, help="Training processes side by side.")] = 1,
+    backend: Annotated[str, typer.Option(help="local or ray.")] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (default: start Ray locally).")
+    ] = None,
 ) -> None:
     """Students on the ensemble's out-of-fold soft labels, then the final model."""
+    from contextlib import ExitStack
+
     from yt8mkit.cli.live import follow_run
     from yt8mkit.distill.run import run_distill
     from yt8mkit.pipeline.layout import open_run
+    from yt8mkit.train.cluster import RayPool
     from yt8mkit.train.predictions import Predictions
 
+    if backend not in ("local", "ray"):
+        raise typer.BadParameter("--backend is local or ray")
     try:
         run = open_run(run_dir)
         oof = run.ensemble_dir / "oof"
@@ -76,11 +85,15 @@ def distill(
         folds = len(fold_ids(run.store.folds()))
         jobs = len(run.distill.kinds()) * (len(run.distill.students) + 1) * folds
         # The students' epochs go to run.log too; the display follows it.
-        with follow_run(run_dir, {"distill": jobs}), log.active("distill"):
+        with follow_run(run_dir, {"distill": jobs}), log.active("distill"), \
+                ExitStack() as held:
             log.write(f"stage distill: {len(run.distill.students)} students on "
                       f"{' and '.join(run.distill.kinds())} labels")
+            cluster = None if backend == "local" else held.enter_context(
+                RayPool(run_dir, [run.store.path], address, report=log.tee(None)))
             metrics = run_distill(run.store, Predictions(oof), run.distill_dir, run.distill,
-                                  run.test_store, log.tee(None), workers=workers)
+                                  run.test_store, log.tee(None), workers=workers,
+                                  cluster=cluster)
     except (Yt8mError, ValueError) as err:
         raise fail(err) from None
     console.print_json(json.dumps(metrics))

@@ -24,6 +24,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from yt8mkit.errors import Yt8mError
 from yt8mkit.evaluation import evaluate_submission
 from yt8mkit.pipeline.config import PipelineConfig
 from yt8mkit.rundir import lock_run_dir
+from yt8mkit.train.cluster import RayPool
 from yt8mkit.train.run import store_folds
 from yt8mkit.train.runlog import RunLog
 from yt8mkit.zoo.frame_inputs import prepare_zoo
@@ -175,8 +177,10 @@ def run_pipeline(
     """Every stage in order; completed stages are skipped, so a rerun resumes. Every
     message, every epoch of the training jobs and any error go to ``run_dir/run.log``."""
     log = RunLog(run_dir)
-    with log.active(f"pipeline {config.name}"):
-        return _run_stages(config, run_dir, train, test, log.tee(report))
+    # The Ray connection, when the config asks for one, is opened before the zoo stage
+    # and held until the end: distillation's jobs go to the same cluster.
+    with log.active(f"pipeline {config.name}"), ExitStack() as held:
+        return _run_stages(config, run_dir, train, test, log.tee(report), held)
 
 
 def _run_stages(
@@ -185,6 +189,7 @@ def _run_stages(
     train: list[str] | None,
     test: list[str] | None,
     report: Report,
+    held: ExitStack,
 ) -> PipelineResult:
     say = report
     if train or test:
@@ -203,11 +208,16 @@ def _run_stages(
 
     # Centroids and derived stores the zoo declares, computed once into the run directory.
     plan = prepare_zoo(config.zoo, store, test_store, run_dir, say)
+    cluster = None
+    if config.backend == "ray":
+        # Checked before any job: every node sees the run directory and the stores.
+        cluster = held.enter_context(RayPool(run_dir, [store.path, *plan.stores.values()],
+                                             config.address, config.resources, say))
     say(f"stage zoo: {len(plan.configs)} models x {config.folds.num_folds} folds")
     zoo = run_zoo(plan.configs, str(store.path), run_dir / "zoo",
                   str(test_store.path) if test_store else None, config.backend,
                   config.zoo.retries, report=say, workers=config.workers,
-                  stores=plan.stores, test_stores=plan.test_stores)
+                  stores=plan.stores, test_stores=plan.test_stores, cluster=cluster)
     plan.annotate(zoo.metrics)
     if zoo.failed:
         failures = run_dir / "zoo" / "failures.json"
@@ -228,7 +238,8 @@ def _run_stages(
                      "test_gap": metrics["ensemble"].get("test_gap"),
                      "selection_gap": metrics["ensemble"].get("selection_gap")})
         if config.distill is not None:
-            metrics["distill"] = _distill(config, store, test_store, run_dir, stages, say)
+            metrics["distill"] = _distill(config, store, test_store, run_dir, stages, say,
+                                          cluster)
             for name, values in metrics["distill"].items():
                 if name.endswith("final"):
                     rows.append({"name": f"final_model_{name.split('_')[0]}_labels",
@@ -289,7 +300,7 @@ def _stack(config: PipelineConfig, store: Store, test_store: Store | None, run_d
 
 
 def _distill(config: PipelineConfig, store: Store, test_store: Store | None, run_dir: Path,
-             stages: _Stages, say: Report) -> dict:
+             stages: _Stages, say: Report, cluster: RayPool | None) -> dict:
     done = stages.done("distill")
     if done is not None:
         return done
@@ -300,7 +311,8 @@ def _distill(config: PipelineConfig, store: Store, test_store: Store | None, run
     say(f"stage distill: {len(config.distill.students)} students on "
         f"{' and '.join(config.distill.kinds())} labels")
     metrics = run_distill(store, Predictions(run_dir / "ensemble" / "oof"), run_dir / "distill",
-                          config.distill, test_store, say, workers=config.workers)
+                          config.distill, test_store, say, workers=config.workers,
+                          cluster=cluster)
     return stages.finish("distill", metrics)
 
 
