@@ -29,9 +29,12 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 import yt8mkit
 from tests.pool_jobs import record_device
+from yt8mkit.cli.main import app
+from yt8mkit.errors import Yt8mError
 from yt8mkit.pipeline.config import PipelineConfig
 from yt8mkit.pipeline.run import run_pipeline
 from yt8mkit.train.cluster import TOKEN_FILE, JobResources, NotShared, RayPool, check_node
@@ -46,10 +49,11 @@ PIPELINE = {
     "data": {"synth": {"videos": 240, "classes": 12, "seed": 4, "rgb_dim": 16, "audio_dim": 8,
                        "test_videos": 40, "label_test": True}},
     "folds": {"num_folds": 2, "seed": 0},
-    # Enough epochs that the node dies in training, not after it.
-    "zoo": {"defaults": {**TINY, "epochs": 12, "patience": 12},
+    # Enough epochs (about 2 s a fold) that the node dies in training, not after it.
+    "zoo": {"defaults": {**TINY, "epochs": 60, "patience": 60},
             "models": {"tiny": {"model": {"name": "resnet_like", "params": {"inner_size": 16}}}}},
-    "stack": {"n_estimators": 20, "early_stopping_rounds": 5, "min_data_in_leaf": 5},
+    "stack": {"top_n": 10, "num_leaves": 7, "n_estimators": 20, "early_stopping_rounds": 5,
+              "min_data_in_leaf": 5, "threads": 1},
     "distill": {"labels": "soft", "students": [{"depth": 1, "width": 16}],
                 "train": TINY, "final_train": TINY},
     "export": None,
@@ -148,10 +152,11 @@ def cluster() -> Iterator[Cluster]:
                             f"--ray-client-server-port={_free_ports(1)[0]}"],
                            temp / "head.log", env)
         nodes.append(head)
-        _wait_started(head, temp / "head.log")
+        # Started together: the second node waits for the head's GCS to answer.
         worker = _start_node([f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1"],
                              temp / "worker.log", env)
         nodes.append(worker)
+        _wait_started(head, temp / "head.log")
         _wait_started(worker, temp / "worker.log")
         yield Cluster(f"127.0.0.1:{port}", head, worker, env)
     finally:
@@ -237,6 +242,23 @@ def test_a_node_that_cannot_see_a_path_fails_the_start_naming_it(
         pass
     assert not _ray().is_initialized()
     assert not (tmp_path / "run" / TOKEN_FILE).exists()
+
+
+def test_an_address_where_nothing_answers_fails_at_once(tmp_path: Path) -> None:
+    _ray()
+    address = f"127.0.0.1:{_free_ports(1)[0]}"
+    began = time.monotonic()
+    with pytest.raises(Yt8mError, match=f"cannot reach the Ray cluster at {address}"), \
+            RayPool(tmp_path, [], address):
+        pass
+    assert time.monotonic() - began < 15  # Ray alone retries for minutes
+
+
+def test_the_pipeline_command_refuses_an_unknown_backend(tmp_path: Path) -> None:
+    config_file = tmp_path / "pipeline.yaml"
+    config_file.write_text(yaml.safe_dump(PIPELINE))
+    result = CliRunner().invoke(app, ["pipeline", str(config_file), "--backend", "slurm"])
+    assert result.exit_code == 2 and "local or ray" in result.output
 
 
 def test_check_node_names_a_copy_of_the_run_directory(tmp_path: Path) -> None:

@@ -117,6 +117,17 @@ def _run_job(fn: Any, args: tuple, token_path: str, token: str) -> str:
     return node_name()
 
 
+def _check_reachable(address: str | None) -> None:
+    """Fail at once on a HOST:PORT nothing answers at: Ray itself retries for minutes."""
+    host, _, port = (address or "").rpartition(":")
+    if not host or not port.isdigit() or "://" in address:  # type: ignore[operator]
+        return  # None, "auto", ray://...: Ray resolves those
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as err:
+        raise Yt8mError(f"cannot reach the Ray cluster at {address}: {err}") from None
+
+
 class RayPool:
     """A connection to a Ray cluster (``address``; None: ``RAY_ADDRESS`` or a Ray started
     here) that runs :class:`~yt8mkit.train.pool.Job` s, checked at start to share
@@ -142,6 +153,7 @@ class RayPool:
                 "the Ray backend needs the optional extra: pip install 'yt8mkit[cluster]'"
             ) from err
         if not ray.is_initialized():
+            _check_reachable(self.address)
             try:
                 ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
             except (ConnectionError, RuntimeError) as err:
