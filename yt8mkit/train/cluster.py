@@ -119,9 +119,12 @@ def _run_job(fn: Any, args: tuple, token_path: str, token: str) -> str:
 
 def _check_reachable(address: str | None) -> None:
     """Fail at once on a HOST:PORT nothing answers at: Ray itself retries for minutes."""
-    host, _, port = (address or "").rpartition(":")
-    if not host or not port.isdigit() or "://" in address:  # type: ignore[operator]
-        return  # None, "auto", ray://...: Ray resolves those
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address is None or "://" in address:
+        return  # a Ray started here, or a ray:// client address: Ray resolves those
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and the like
     try:
         socket.create_connection((host, int(port)), timeout=10).close()
     except OSError as err:
