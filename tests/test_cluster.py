@@ -54,8 +54,10 @@ PIPELINE = {
             "models": {"tiny": {"model": {"name": "resnet_like", "params": {"inner_size": 16}}}}},
     "stack": {"top_n": 10, "num_leaves": 7, "n_estimators": 20, "early_stopping_rounds": 5,
               "min_data_in_leaf": 5, "threads": 1},
+    # per_fold: the final model's folds are jobs too (the out-of-fold final layer is one
+    # model, fitted on the driver).
     "distill": {"labels": "soft", "students": [{"depth": 1, "width": 16}],
-                "train": TINY, "final_train": TINY},
+                "train": TINY, "final_train": TINY, "final_fit": "per_fold"},
     "export": None,
 }
 # The test's own clusters: no token file in the home directory, no usage report.
@@ -95,12 +97,13 @@ def _start_node(args: list[str], log: Path, env: dict[str, str]) -> subprocess.P
     # A session of its own: the node's raylet and helpers are one process group, to kill.
     return subprocess.Popen(
         [str(RAY), "start", "--block", "--num-cpus=1", "--num-gpus=0",
-         "--object-store-memory=100000000", "--disable-usage-stats", *_node_ports(), *args],
+         "--object-store-memory=100000000", "--disable-usage-stats",
+         "--include-log-monitor=false", *_node_ports(), *args],
         stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
 def _wait_started(node: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 180
     while "Ray runtime started" not in log.read_text():
         assert node.poll() is None, f"ray start failed:\n{log.read_text()}"
         assert time.monotonic() < deadline, f"ray start hangs:\n{log.read_text()}"
@@ -152,11 +155,12 @@ def cluster() -> Iterator[Cluster]:
                             f"--ray-client-server-port={_free_ports(1)[0]}"],
                            temp / "head.log", env)
         nodes.append(head)
-        # Started together: the second node waits for the head's GCS to answer.
+        # One after the other: on a busy machine two starting nodes at once can run past
+        # Ray's own start-up deadlines.
+        _wait_started(head, temp / "head.log")
         worker = _start_node([f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1"],
                              temp / "worker.log", env)
         nodes.append(worker)
-        _wait_started(head, temp / "head.log")
         _wait_started(worker, temp / "worker.log")
         yield Cluster(f"127.0.0.1:{port}", head, worker, env)
     finally:
