@@ -113,6 +113,11 @@ def _run_job(fn: Any, args: tuple, token_path: str, token: str) -> str:
         # Ray leaves a job without GPUs the node's GPUs; one it did not reserve for the
         # job must not be taken by a config asking for `device: auto`.
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    import torch
+
+    # As many threads as CPUs asked for (a config's `threads` still decides in the end).
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+    torch.set_num_threads(max(1, int(cpus)))
     fn(*args)
     return node_name()
 
