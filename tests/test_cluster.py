@@ -74,15 +74,18 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
-def _node_ports() -> list[str]:
-    """Every port a node listens on, free ones: two nodes share this machine."""
-    names = ["--node-manager-port", "--object-manager-port", "--runtime-env-agent-port",
-             "--dashboard-agent-grpc-port", "--dashboard-agent-listen-port",
-             "--metrics-export-port"]
-    ports = _free_ports(len(names))
-    first = min(_free_ports(1)[0], 64000)
-    return [*(f"{n}={p}" for n, p in zip(names, ports)),
-            f"--min-worker-port={first}", f"--max-worker-port={first + 40}"]
+NODE_PORTS = ["--node-manager-port", "--object-manager-port", "--runtime-env-agent-port",
+              "--dashboard-agent-grpc-port", "--dashboard-agent-listen-port",
+              "--metrics-export-port"]
+WORKER_PORTS = 16
+
+
+def _node_ports(ports: list[int]) -> list[str]:
+    """Every port a node listens on, from ``ports`` (free ones, taken all at once for
+    both nodes so that no two collide)."""
+    named = [f"{n}={p}" for n, p in zip(NODE_PORTS, ports)]
+    workers = ",".join(str(p) for p in ports[len(NODE_PORTS):])
+    return [*named, f"--worker-port-list={workers}"]
 
 
 @dataclass
@@ -93,12 +96,13 @@ class Cluster:
     env: dict[str, str]
 
 
-def _start_node(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
+def _start_node(args: list[str], log: Path, env: dict[str, str], ports: list[int]
+                ) -> subprocess.Popen:
     # A session of its own: the node's raylet and helpers are one process group, to kill.
     return subprocess.Popen(
         [str(RAY), "start", "--block", "--num-cpus=1", "--num-gpus=0",
          "--object-store-memory=100000000", "--disable-usage-stats",
-         "--include-log-monitor=false", *_node_ports(), *args],
+         "--include-log-monitor=false", *_node_ports(ports), *args],
         stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
@@ -147,19 +151,20 @@ def cluster() -> Iterator[Cluster]:
     root = str(Path(yt8mkit.__file__).resolve().parents[1])
     env = {**os.environ, **RAY_ENV,
            "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-    port = _free_ports(1)[0]
+    per_node = len(NODE_PORTS) + WORKER_PORTS
+    port, client_port, *ports = _free_ports(2 + 2 * per_node)
     nodes: list[subprocess.Popen] = []
     try:
         head = _start_node(["--head", f"--port={port}", "--node-ip-address=127.0.0.1",
                             "--include-dashboard=false", f"--temp-dir={temp}",
-                            f"--ray-client-server-port={_free_ports(1)[0]}"],
-                           temp / "head.log", env)
+                            f"--ray-client-server-port={client_port}"],
+                           temp / "head.log", env, ports[:per_node])
         nodes.append(head)
         # One after the other: on a busy machine two starting nodes at once can run past
         # Ray's own start-up deadlines.
         _wait_started(head, temp / "head.log")
         worker = _start_node([f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1"],
-                             temp / "worker.log", env)
+                             temp / "worker.log", env, ports[per_node:])
         nodes.append(worker)
         _wait_started(worker, temp / "worker.log")
         yield Cluster(f"127.0.0.1:{port}", head, worker, env)
@@ -296,7 +301,7 @@ def test_local_workers_each_get_their_own_gpu(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     # The GPUs this process may use, as a GPU machine's environment names them.
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
-    jobs = [Job(i, record_device, (str(tmp_path / f"job{i}"),)) for i in range(2)]
+    jobs = [Job(i, record_device, (str(tmp_path / f"job{i}"), 2)) for i in range(2)]
     assert not run_jobs(jobs, workers=2).failed
     seen = dict(p.read_text().split() for p in tmp_path.iterdir())
     assert len(seen) == 2 and sorted(seen.values()) == ["3", "5"], seen

@@ -214,14 +214,21 @@ class RayPool:
             raise Yt8mError(f"node {node['NodeManagerAddress']} (Ray node "
                             f"{node['NodeID'][:12]}) did not answer the start-up check in "
                             f"{PROBE_TIMEOUT_S:.0f} s")
+        answered = 0
         for ref in ready:
             try:
                 ray.get(ref)
+                answered += 1
             except ray.exceptions.RayTaskError as err:
                 if isinstance(err.cause, NotShared):
                     raise NotShared(str(err.cause)) from None
                 raise
-        self.say(f"ray: {len(able)} node(s) can run a job ({cpus:g} CPUs, "
+            except ray.exceptions.RayError as err:  # the node left meanwhile: no job for it
+                self.say(f"ray: node {refs[ref]['NodeManagerAddress']} left during the "
+                         f"start-up check ({type(err).__name__})")
+        if not answered:
+            raise Yt8mError("no node of the Ray cluster answered the start-up check")
+        self.say(f"ray: {answered} node(s) can run a job ({cpus:g} CPUs, "
                  f"{self.gpus_per_job:g} GPUs each), every one sees {self.run_dir}")
 
     def run(self, jobs: Sequence[Job], retries: int = 1, report: Report | None = None
