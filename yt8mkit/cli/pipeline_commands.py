@@ -10,7 +10,7 @@ import typer
 
 from yt8mkit.cli.app import SetOption, app, results
 from yt8mkit.cli.progress import console
-from yt8mkit.cli.train_commands import print_table
+from yt8mkit.cli.train_commands import Backend, print_table
 
 if TYPE_CHECKING:
     from yt8mkit.pipeline.config import PipelineConfig
@@ -62,13 +62,20 @@ def pipeline(
         min=1, help="Training processes side by side (default: the config's `workers`).")
     ] = None,
     overrides: SetOption = None,
+    backend: Annotated[Backend | None, typer.Option(
+        help="Where the zoo's and distillation's jobs run (default: the config's "
+             "`backend`).")] = None,
+    address: Annotated[str | None, typer.Option(
+        help="Ray cluster address (default: the config's `address`, RAY_ADDRESS, or a "
+             "Ray started for the run).")] = None,
 ) -> None:
     """ingest → folds → zoo → ... → submission → evaluate; resumes after an interruption."""
     from yt8mkit.pipeline.config import PipelineConfig
 
     cfg = PipelineConfig.from_yaml(config, overrides or [])
-    if workers is not None:
-        cfg = cfg.model_copy(update={"workers": workers})
+    changes = {"workers": workers, "backend": backend.value if backend else None,
+               "address": address}
+    cfg = cfg.model_copy(update={k: v for k, v in changes.items() if v is not None})
     _run(cfg, out or Path("runs") / cfg.name, train, test)
 
 

@@ -14,6 +14,7 @@ from yt8mkit.cli import names
 from yt8mkit.cli.app import app, print_json, results
 from yt8mkit.cli.names import VocabularyOption
 from yt8mkit.cli.progress import console, progress_bar
+from yt8mkit.cli.train_commands import Backend
 from yt8mkit.data.folds import fold_ids
 from yt8mkit.errors import Yt8mError
 from yt8mkit.rundir import lock_run_dir
@@ -63,12 +64,19 @@ def stack(run_dir: RunArgument) -> None:
 def distill(
     run_dir: RunArgument,
     workers: Annotated[int, typer.Option(min=1, help="Training processes side by side.")] = 1,
+    backend: Annotated[Backend, typer.Option(help="Where the jobs run.")] = Backend.local,
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (default: start Ray locally).")
+    ] = None,
 ) -> None:
     """Students on the ensemble's out-of-fold soft labels, then the final model."""
+    from contextlib import ExitStack
+
     from yt8mkit.cli.live import follow_run
     from yt8mkit.data.predictions import Predictions
     from yt8mkit.distill.run import run_distill
     from yt8mkit.pipeline.layout import open_run
+    from yt8mkit.train.cluster import RayPool
 
     run = open_run(run_dir)
     oof = run.ensemble_dir / "oof"
@@ -78,11 +86,14 @@ def distill(
     folds = len(fold_ids(run.store.folds()))
     jobs = len(run.distill.kinds()) * (len(run.distill.students) + 1) * folds
     # The students' epochs go to run.log too; the display follows it.
-    with follow_run(run_dir, {"distill": jobs}), log.active("distill"):
+    with follow_run(run_dir, {"distill": jobs}), log.active("distill"), ExitStack() as held:
         log.write(f"stage distill: {len(run.distill.students)} students on "
                   f"{' and '.join(run.distill.kinds())} labels")
+        cluster = None if backend == Backend.local else held.enter_context(
+            RayPool(run_dir, [run.store.path], address, report=log.tee(None)))
         metrics = run_distill(run.store, Predictions(oof), run.distill_dir, run.distill,
-                              run.test_store, log.tee(None), workers=workers)
+                              run.test_store, log.tee(None), workers=workers,
+                              cluster=cluster)
     print_json(metrics)
 
 

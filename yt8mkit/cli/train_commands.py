@@ -127,15 +127,23 @@ def zoo(
         min=1, help="Local backend: training processes side by side.")] = 1,
     overrides: SetOption = None,
     as_json: JsonOption = False,
+    cpus_per_job: Annotated[float | None, typer.Option(
+        help="Ray backend: CPUs a job asks for (default 1).")] = None,
+    gpus_per_job: Annotated[float | None, typer.Option(
+        help="Ray backend: GPUs a job asks for (default: 1 when the cluster has GPUs).")
+    ] = None,
 ) -> None:
     """Train every model of a zoo on every fold; resumes, retries, reports failures."""
     from yt8mkit.cli.live import follow_run
+    from yt8mkit.train.cluster import JobResources
     from yt8mkit.train.runlog import RunLog
     from yt8mkit.zoo.config import ZooConfig
     from yt8mkit.zoo.frame_inputs import prepare_zoo
     from yt8mkit.zoo.neighbours import run_neighbour_members
     from yt8mkit.zoo.runner import run_zoo
 
+    wanted = {"cpus_per_job": cpus_per_job, "gpus_per_job": gpus_per_job}
+    resources = JobResources.model_validate({k: v for k, v in wanted.items() if v is not None})
     cfg = ZooConfig.from_yaml(zoo_file, overrides or [])
     run_dir = out or Path("runs") / cfg.name
     lock_run_dir(run_dir)
@@ -152,8 +160,8 @@ def zoo(
             plan.configs, str(train_store.path), run_dir,
             str(test.path) if test else None, backend.value,
             cfg.retries if retries is None else retries, address,
-            report=log.tee(None), workers=workers, stores=plan.stores,
-            test_stores=plan.test_stores,
+            report=log.tee(None), resources=resources, workers=workers,
+            stores=plan.stores, test_stores=plan.test_stores,
         )
         run_neighbour_members(cfg.neighbours, train_store, run_dir, test, log.tee(None))
     print_table(run_dir, as_json)

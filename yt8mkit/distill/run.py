@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from yt8mkit.data.folds import fold_ids, selection_rows
 from yt8mkit.data.predictions import Predictions
@@ -52,6 +53,9 @@ from yt8mkit.train.run import (
     soft_targets,
     store_folds,
 )
+
+if TYPE_CHECKING:
+    from yt8mkit.train.cluster import RayPool
 
 Report = Callable[[str], None]
 
@@ -123,10 +127,12 @@ def fold_job(config: TrainConfig, store_path: str, fold: int, run_dir: str,
 
 def _train_folds(configs: dict[str, TrainConfig], dirs: dict[str, Path], store: Store,
                  soft_labels: dict[str, Path | None], workers: int, say: Report,
-                 final_of: tuple[list[str], StudentModels, bool] | None = None) -> None:
+                 final_of: tuple[list[str], StudentModels, bool] | None = None,
+                 cluster: RayPool | None = None) -> None:
     """Every fold of every model named in ``configs`` not yet done, on ``workers``
-    processes; the caller's run_model then only assembles what they wrote."""
-    if workers <= 1:
+    processes or the Ray ``cluster``; the caller's run_model then only assembles what
+    they wrote."""
+    if workers <= 1 and cluster is None:
         return  # run_model trains in this process, with its progress
     folds = fold_ids(store_folds(store))
     jobs = []
@@ -136,7 +142,7 @@ def _train_folds(configs: dict[str, TrainConfig], dirs: dict[str, Path], store: 
                      (config, str(store.path), fold, str(dirs[name]),
                       str(soft_labels[name]) if soft_labels[name] else None, final_of))
                  for fold in folds if not is_done(dirs[name] / f"fold{fold}", FOLD_OUTPUTS)]
-    result = run_jobs(jobs, workers, retries=1, report=say)
+    result = run_jobs(jobs, workers, retries=1, report=say, cluster=cluster)
     if result.failed:
         first = next(iter(result.failed.values()))
         raise Yt8mError(f"{len(result.failed)} distillation job(s) failed; the first:\n{first}")
@@ -151,11 +157,12 @@ def run_distill(
     report: Report | None = None,
     kinds: Sequence[str] | None = None,
     workers: int = 1,
+    cluster: RayPool | None = None,
 ) -> dict:
     """Students and the final model, on the labels the config names; ``kinds`` (a
     subset of soft/hard) overrides it. Every step resumes from what is complete.
     ``workers`` > 1 trains the folds of the students, then of the final model, in that
-    many processes."""
+    many processes; ``cluster`` on that Ray cluster."""
     say = report or (lambda message: None)
     lock_run_dir(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -178,7 +185,8 @@ def run_distill(
         # A student fixed to the hard labels trains on them whatever the kind.
         paths = {name: None if spec.labels == "hard" else soft_path
                  for name, spec in zip(names, config.students)}
-        _train_folds(configs, dict(zip(names, student_dirs)), store, paths, workers, say)
+        _train_folds(configs, dict(zip(names, student_dirs)), store, paths, workers, say,
+                     cluster=cluster)
         for name, spec, run_dir in zip(names, config.students, student_dirs):
             say(f"distill: {name} ({spec.describe()})")
             metrics[name] = _summary(run_model(
@@ -198,7 +206,8 @@ def run_distill(
         else:
             final_of = ([str(d) for d in student_dirs], students, config.use_raw_input)
             _train_folds({final_config.name: final_config}, {final_config.name: final_dir},
-                         store, {final_config.name: soft_path}, workers, say, final_of)
+                         store, {final_config.name: soft_path}, workers, say, final_of,
+                         cluster)
             final = run_model(final_config, store, final_dir, test_store, targets=targets,
                               model_factory=factory)
         metrics[f"{kind}_final"] = _summary(final)

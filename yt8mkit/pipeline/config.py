@@ -34,6 +34,7 @@ from yt8mkit.distill.config import DistillConfig
 from yt8mkit.ensemble.config import StackConfig
 from yt8mkit.export.config import ExportConfig
 from yt8mkit.names import PlainName
+from yt8mkit.train.cluster import JobResources
 from yt8mkit.train.config import TrainConfig
 from yt8mkit.zoo.config import ZooConfig
 
@@ -87,7 +88,13 @@ class PipelineConfig(BaseModel):
     data: DataConfig
     folds: FoldsConfig = Field(default_factory=FoldsConfig)
     zoo: ZooConfig
+    # local: worker processes on this machine; ray: the training jobs of the zoo and of
+    # distillation on a Ray cluster (README: On a cluster) at `address` (None: the
+    # RAY_ADDRESS variable, or a Ray started for the run), each job asking it for
+    # `resources`.
     backend: Literal["local", "ray"] = "local"
+    address: str | None = None
+    resources: JobResources = Field(default_factory=JobResources)
     # Training jobs (zoo and distillation folds) run side by side in this many processes
     # of the local backend. How a run executes, not what it computes: a run directory
     # resumes under another value.
@@ -132,8 +139,8 @@ class PipelineConfig(BaseModel):
     def results_fields(self) -> dict[str, Any]:
         """Everything that decides the run's results (not how it is executed)."""
         return self.model_dump(mode="json",
-                               exclude={"backend": True, "workers": True,
-                                        "data": {"vocabulary"}})
+                               exclude={"backend": True, "workers": True, "address": True,
+                                        "resources": True, "data": {"vocabulary"}})
 
     def resolved(self) -> dict[str, Any]:
         """Every setting with its default filled in, each zoo model's resolved training

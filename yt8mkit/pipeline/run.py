@@ -24,6 +24,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +47,7 @@ from yt8mkit.rundir import (
     prediction_gap,
     write_json,
 )
+from yt8mkit.train.cluster import RayPool
 from yt8mkit.train.run import store_folds
 from yt8mkit.train.runlog import RunLog
 from yt8mkit.zoo.frame_inputs import prepare_zoo
@@ -176,8 +178,10 @@ def run_pipeline(
     """Every stage in order; completed stages are skipped, so a rerun resumes. Every
     message, every epoch of the training jobs and any error go to ``run_dir/run.log``."""
     log = RunLog(run_dir)
-    with log.active(f"pipeline {config.name}"):
-        return _run_stages(config, run_dir, train, test, log.tee(report))
+    # The Ray connection, when the config asks for one, is opened before the zoo stage
+    # and held until the end: distillation's jobs go to the same cluster.
+    with log.active(f"pipeline {config.name}"), ExitStack() as held:
+        return _run_stages(config, run_dir, train, test, log.tee(report), held)
 
 
 def _run_stages(
@@ -186,6 +190,7 @@ def _run_stages(
     train: list[str] | None,
     test: list[str] | None,
     report: Report,
+    held: ExitStack,
 ) -> PipelineResult:
     say = report
     if train or test:
@@ -201,12 +206,12 @@ def _run_stages(
     _folds(config, store, say)
     metrics: dict = {"name": config.name, "models": {}}
     metrics["models"]["label_frequency"] = _baseline(store, test_store, run_dir, stages, say)
-    members = _first_level(config, store, test_store, run_dir, say)
+    members, cluster = _first_level(config, store, test_store, run_dir, say, held)
     metrics["models"].update(members)
     best = max(members, key=lambda name: members[name].get("oof_gap", -1.0))
     metrics["best_model"] = best
     submission = _second_level(config, store, test_store, run_dir, list(members), stages,
-                               metrics, say) or run_dir / "zoo" / best / "submission.csv"
+                               metrics, say, cluster) or run_dir / "zoo" / best / "submission.csv"
     write_json(run_dir / "table_rows.json",
                second_level_rows(metrics.get("ensemble"), metrics.get("distill")))
     if config.stack is not None:
@@ -226,28 +231,35 @@ def _run_stages(
 
 
 def _first_level(config: PipelineConfig, store: Store, test_store: Store | None,
-                 run_dir: Path, say: Report) -> dict[str, dict]:
+                 run_dir: Path, say: Report, held: ExitStack,
+                 ) -> tuple[dict[str, dict], RayPool | None]:
     """The zoo (its centroids and derived stores first) and its nearest-neighbour
-    members; each member's metrics."""
+    members; each member's metrics, and the Ray connection when the config asks for one
+    (held open by ``held`` for distillation's jobs)."""
     # Centroids and derived stores the zoo declares, computed once into the run directory.
     plan = prepare_zoo(config.zoo, store, test_store, run_dir, say)
+    cluster = None
+    if config.backend == "ray":
+        # Checked before any job: every node sees the run directory and the stores.
+        cluster = held.enter_context(RayPool(run_dir, [store.path, *plan.stores.values()],
+                                             config.address, config.resources, say))
     say(f"stage zoo: {len(plan.configs)} models x {config.folds.num_folds} folds")
     zoo = run_zoo(plan.configs, str(store.path), run_dir / "zoo",
                   str(test_store.path) if test_store else None, config.backend,
                   config.zoo.retries, report=say, workers=config.workers,
-                  stores=plan.stores, test_stores=plan.test_stores)
+                  stores=plan.stores, test_stores=plan.test_stores, cluster=cluster)
     plan.annotate(zoo.metrics)
     if zoo.failed:
         failures = run_dir / "zoo" / "failures.json"
         raise Yt8mError(f"{len(zoo.failed)} zoo job(s) failed; see {failures}")
     zoo.metrics.update(run_neighbour_members(config.zoo.neighbours, store, run_dir / "zoo",
                                              test_store, say))
-    return zoo.metrics
+    return zoo.metrics, cluster
 
 
 def _second_level(config: PipelineConfig, store: Store, test_store: Store | None,
                   run_dir: Path, members: list[str], stages: _Stages, metrics: dict,
-                  say: Report) -> Path | None:
+                  say: Report, cluster: RayPool | None = None) -> Path | None:
     """The stages the config asks for after the zoo (stack, distill, export, predict),
     their summaries added to ``metrics``; the final model's submission when there is one."""
     if config.stack is None:
@@ -255,7 +267,7 @@ def _second_level(config: PipelineConfig, store: Store, test_store: Store | None
     metrics["ensemble"] = _stack(config, store, test_store, run_dir, members, stages, say)
     if config.distill is None:
         return None
-    metrics["distill"] = _distill(config, store, test_store, run_dir, stages, say)
+    metrics["distill"] = _distill(config, store, test_store, run_dir, stages, say, cluster)
     if config.export is None:
         return None
     metrics["export"] = _export(config, store, run_dir, stages, say)
@@ -293,7 +305,7 @@ def _stack(config: PipelineConfig, store: Store, test_store: Store | None, run_d
 
 
 def _distill(config: PipelineConfig, store: Store, test_store: Store | None, run_dir: Path,
-             stages: _Stages, say: Report) -> dict:
+             stages: _Stages, say: Report, cluster: RayPool | None) -> dict:
     done = stages.done("distill")
     if done is not None:
         return done
@@ -304,7 +316,8 @@ def _distill(config: PipelineConfig, store: Store, test_store: Store | None, run
     say(f"stage distill: {len(config.distill.students)} students on "
         f"{' and '.join(config.distill.kinds())} labels")
     metrics = run_distill(store, Predictions(run_dir / "ensemble" / "oof"), run_dir / "distill",
-                          config.distill, test_store, say, workers=config.workers)
+                          config.distill, test_store, say, workers=config.workers,
+                          cluster=cluster)
     return stages.finish("distill", metrics)
 
 

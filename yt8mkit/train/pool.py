@@ -19,7 +19,10 @@ from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from yt8mkit.train.cluster import RayPool
 
 Report = Callable[[str], None]
 
@@ -40,10 +43,24 @@ class PoolResult:
     failed: dict[Hashable, str] = field(default_factory=dict)
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, devices: Any) -> None:
+    device = devices.get()
+    if device is not None:
+        # Before torch touches CUDA: this worker sees its one GPU, as device 0.
+        os.environ["CUDA_VISIBLE_DEVICES"] = device
     import torch
 
     torch.set_num_threads(threads)
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES names them."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [device.strip() for device in listed.split(",") if device.strip()]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
 
 
 def worker_threads(workers: int) -> int:
@@ -51,11 +68,14 @@ def worker_threads(workers: int) -> int:
 
 
 def run_jobs(jobs: Sequence[Job], workers: int = 1, retries: int = 1,
-             report: Report | None = None) -> PoolResult:
+             report: Report | None = None, cluster: RayPool | None = None) -> PoolResult:
     """Every job, each retried up to ``retries`` times after a failure; one failed job
     does not stop the others. A crashed worker (killed, out of memory) fails the jobs it
-    took down with it, and a fresh pool runs their retries."""
+    took down with it, and a fresh pool runs their retries. With ``cluster`` the jobs
+    run on that Ray cluster instead (``workers`` unused)."""
     say = report or (lambda message: None)
+    if cluster is not None:
+        return cluster.run(jobs, retries, say)
     result = PoolResult()
     remaining = list(jobs)
     for attempt in range(retries + 1):
@@ -67,14 +87,14 @@ def run_jobs(jobs: Sequence[Job], workers: int = 1, retries: int = 1,
             if job.key not in errors:
                 result.done.append(job.key)
         for key in errors:
-            say(f"failed {_name(key)} (attempt {attempt + 1}/{retries + 1})")
+            say(f"failed {job_name(key)} (attempt {attempt + 1}/{retries + 1})")
         remaining = [job for job in remaining if job.key in errors]
         if attempt == retries:
             result.failed.update(errors)
     return result
 
 
-def _name(key: Hashable) -> str:
+def job_name(key: Hashable) -> str:
     if isinstance(key, tuple) and len(key) == 2:
         return f"{key[0]} fold {key[1]}"
     return str(key)
@@ -85,7 +105,7 @@ def _run_inline(jobs: Sequence[Job], say: Report) -> dict[Hashable, str]:
     for job in jobs:
         try:
             job.fn(*job.args)
-            say(f"done {_name(job.key)}")
+            say(f"done {job_name(job.key)}")
         except Exception:  # one failed job must not stop the others
             errors[job.key] = traceback.format_exc()
     return errors
@@ -93,9 +113,18 @@ def _run_inline(jobs: Sequence[Job], say: Report) -> dict[Hashable, str]:
 
 def _run_pool(jobs: Sequence[Job], workers: int, say: Report) -> dict[Hashable, str]:
     errors: dict[Hashable, str] = {}
+    count = min(workers, len(jobs))
+    context = get_context("spawn")
+    # On a machine with GPUs, each worker on its own one (round robin when there are
+    # more workers than GPUs). A broken pool starts no replacement worker, so one
+    # device a worker is enough.
+    gpus = visible_gpus()
+    devices = context.Queue()
+    for i in range(count):
+        devices.put(gpus[i % len(gpus)] if gpus else None)
     executor = ProcessPoolExecutor(
-        max_workers=min(workers, len(jobs)), mp_context=get_context("spawn"),
-        initializer=_init_worker, initargs=(worker_threads(workers),),
+        max_workers=count, mp_context=context,
+        initializer=_init_worker, initargs=(worker_threads(workers), devices),
     )
     try:
         futures: dict[Future, Job] = {executor.submit(j.fn, *j.args): j for j in jobs}
@@ -103,7 +132,7 @@ def _run_pool(jobs: Sequence[Job], workers: int, say: Report) -> dict[Hashable, 
             job = futures[future]
             try:
                 future.result()
-                say(f"done {_name(job.key)}")
+                say(f"done {job_name(job.key)}")
             except Exception as err:
                 errors[job.key] = "".join(traceback.format_exception(err))
     finally:

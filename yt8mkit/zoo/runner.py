@@ -5,6 +5,7 @@ retried, reported, and does not stop the others."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -12,6 +13,7 @@ from typing import Literal
 from yt8mkit.data.folds import fold_ids
 from yt8mkit.data.store import Store
 from yt8mkit.rundir import is_done, lock_run_dir, write_json
+from yt8mkit.train.cluster import JobResources, RayPool
 from yt8mkit.train.config import TrainConfig
 from yt8mkit.train.pool import Job, run_jobs
 from yt8mkit.train.run import FOLD_OUTPUTS, check_run_config, run_fold, run_model, store_folds
@@ -48,15 +50,17 @@ def run_zoo(
     retries: int = 1,
     address: str | None = None,
     report: Report | None = None,
-    cpus_per_job: float = 1.0,
-    gpus_per_job: float = 0.0,
+    resources: JobResources | None = None,
     workers: int = 1,
     stores: dict[str, str] | None = None,
     test_stores: dict[str, str] | None = None,
+    cluster: RayPool | None = None,
 ) -> ZooResult:
     """``workers`` > 1 runs the local backend's jobs in that many processes. ``stores``
     and ``test_stores`` name another store for some models (derived stores, aligned row
-    for row with ``store_path``: zoo/frame_inputs.py)."""
+    for row with ``store_path``: zoo/frame_inputs.py). The Ray backend connects to
+    ``address`` for this call, unless ``cluster`` is a connection already open (the
+    pipeline's, shared by its stages)."""
     say = report or (lambda message: None)
     lock_run_dir(out)
     store = Store(store_path)
@@ -71,17 +75,17 @@ def run_zoo(
             else:
                 jobs.append((name, fold))
     say(f"{len(jobs)} jobs to run, {len(result.skipped)} already done")
-    if backend == "ray":
-        _run_ray(configs, store_of, out, jobs, retries, address, result, say,
-                 cpus_per_job, gpus_per_job)
-    else:
-        for name in dict.fromkeys(name for name, _ in jobs):
-            check_run_config(out / name, configs[name])  # once, before workers race on it
+    for name in dict.fromkeys(name for name, _ in jobs):
+        check_run_config(out / name, configs[name])  # once, before workers race on it
+    with ExitStack() as stack:
+        if cluster is None and backend == "ray" and jobs:
+            cluster = stack.enter_context(
+                RayPool(out, sorted(set(store_of.values())), address, resources, say))
         pool = run_jobs([Job((name, fold), _job, (configs[name], store_of[name], fold,
                                                   str(out / name)))
-                         for name, fold in jobs], workers, retries, say)
-        result.done.extend(pool.done)  # type: ignore[arg-type]
-        result.failed.update(pool.failed)  # type: ignore[arg-type]
+                         for name, fold in jobs], workers, retries, say, cluster)
+    result.done.extend(pool.done)  # type: ignore[arg-type]
+    result.failed.update(pool.failed)  # type: ignore[arg-type]
     _write_failures(out, result)
     for name, config in configs.items():
         if all(_is_done(out / name, f) for f in folds):
@@ -94,46 +98,3 @@ def run_zoo(
 def _write_failures(out: Path, result: ZooResult) -> None:
     failures = {f"{name}/fold{fold}": error for (name, fold), error in result.failed.items()}
     write_json(out / "failures.json", failures)
-
-
-def _run_ray(
-    configs: dict[str, TrainConfig], store_of: dict[str, str], out: Path,
-    jobs: list[tuple[str, int]],
-    retries: int, address: str | None, result: ZooResult, say: Report,
-    cpus_per_job: float, gpus_per_job: float,
-) -> None:
-    try:
-        import ray
-    except ImportError as err:  # pragma: no cover - depends on the optional extra
-        raise RuntimeError(
-            "the Ray backend needs the optional extra: pip install 'yt8mkit[cluster]'"
-        ) from err
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=address, ignore_reinit_error=True, include_dashboard=False,
-                 log_to_driver=False)
-    remote = ray.remote(num_cpus=cpus_per_job, num_gpus=gpus_per_job, max_retries=0)(_job)
-    attempts = dict.fromkeys(jobs, 0)
-    pending = {remote.remote(configs[n], store_of[n], f, str(out / n)): (n, f)
-               for n, f in jobs}
-    try:
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            ref = ready[0]
-            name, fold = pending.pop(ref)
-            try:
-                ray.get(ref)
-                result.done.append((name, fold))
-                say(f"done {name} fold {fold}")
-            except Exception as err:
-                attempts[(name, fold)] += 1
-                say(f"failed {name} fold {fold} "
-                    f"(attempt {attempts[(name, fold)]}/{retries + 1})")
-                if attempts[(name, fold)] <= retries:
-                    again = remote.remote(configs[name], store_of[name], fold, str(out / name))
-                    pending[again] = (name, fold)
-                else:
-                    result.failed[(name, fold)] = repr(err)
-    finally:
-        if started_here:
-            ray.shutdown()
