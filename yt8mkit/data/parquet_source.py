@@ -18,11 +18,9 @@ of integers, or of names mapped through ``--vocabulary``.
 
 from __future__ import annotations
 
-import glob
 import os
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Literal
 
 import google_crc32c
@@ -41,7 +39,7 @@ from yt8mkit.data.embeddings import (
     UnitIdentity,
     check_modality_name,
 )
-from yt8mkit.data.sources import resolved_paths
+from yt8mkit.data.sources import find_sources, resolved_paths
 from yt8mkit.data.vocabulary import Vocabulary
 from yt8mkit.errors import BadInputError
 
@@ -49,28 +47,8 @@ Layout = Literal["video", "nested", "rows"]  # video-level; list of lists; a row
 
 
 def find_parquet_files(sources: Sequence[str | os.PathLike[str]]) -> list[str]:
-    files: list[str] = []
-    for source in sources:
-        text = str(source)
-        path = Path(text)
-        if path.is_dir():
-            found = sorted(str(p) for p in path.iterdir()
-                           if p.is_file() and p.suffix.lower() in PARQUET_SUFFIXES)
-            if not found:
-                raise BadInputError(text, "folder holds no .parquet files")
-            files.extend(found)
-        elif path.is_file():
-            files.append(text)
-        elif glob.has_magic(text):
-            found = sorted(p for p in glob.glob(text) if Path(p).is_file())
-            if not found:
-                raise BadInputError(text, "pattern matches no files")
-            files.extend(found)
-        else:
-            raise BadInputError(text, "no such file or folder")
-    if len(set(resolved_paths(files))) != len(files):
-        raise BadInputError(", ".join(files), "a file is given more than once")
-    return files
+    """Files as given, folders expanded to their Parquet files, globs expanded."""
+    return find_sources(sources, PARQUET_SUFFIXES)[0]
 
 
 def _one(column: pa.ChunkedArray) -> pa.Array:

@@ -18,19 +18,21 @@ def resolve_sources(patterns: Sequence[str | os.PathLike[str]]) -> list[str]:
     return find_sources(patterns)[0]
 
 
-def find_sources(patterns: Sequence[str | os.PathLike[str]]) -> tuple[list[str], list[str]]:
+def find_sources(patterns: Sequence[str | os.PathLike[str]],
+                 suffixes: tuple[str, ...] = TFRECORD_SUFFIXES,
+                 ) -> tuple[list[str], list[str]]:
     """``resolve_sources``, and each file's ``resolved_paths`` (computed once: the
-    check that no file is given twice needs them too)."""
+    check that no file is given twice needs them too). A folder gives its files named
+    with one of ``suffixes`` (any case): TFRecords by default, Parquet for its reader."""
     files: list[str] = []
     for pattern in patterns:
         text = str(pattern)
         path = Path(text)
         if path.is_dir():
-            found = sorted(
-                str(p) for p in path.iterdir() if p.is_file() and p.name.endswith(TFRECORD_SUFFIXES)
-            )
+            found = sorted(str(p) for p in path.iterdir()
+                           if p.is_file() and p.name.lower().endswith(suffixes))
             if not found:
-                raise BadInputError(text, "folder holds no .tfrecord files")
+                raise BadInputError(text, f"folder holds no {suffixes[0]} files")
             files.extend(found)
         elif path.is_file():
             files.append(text)

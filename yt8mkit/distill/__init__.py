@@ -1,12 +1,9 @@
 """Distillation: the ensemble's out-of-fold scores as soft labels, students trained on
 them, and the final model over the students' frozen features."""
 
-# Names re-exported lazily (PEP 562): importing the package loads no framework, so that a
-# config module under it stays light; the first use of a name imports its module.
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from yt8mkit.lazy import lazy_getattr
 
 _EXPORTS = {
     "DEFAULT_STUDENTS": "yt8mkit.distill.students",
@@ -22,8 +19,5 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+# Lazy (yt8mkit/lazy.py): importing the package loads no framework.
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -1,11 +1,8 @@
 """Second level: LightGBM stacking of first-level predictions over candidate labels."""
 
-# Names re-exported lazily (PEP 562): importing the package loads no framework, so that a
-# config module under it stays light; the first use of a name imports its module.
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from yt8mkit.lazy import lazy_getattr
 
 _EXPORTS = {
     "FoldStack": "yt8mkit.ensemble.stack",
@@ -15,8 +12,5 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+# Lazy (yt8mkit/lazy.py): importing the package loads no framework.
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -3,12 +3,9 @@ vectors (statistics, subsampling, global centroids, dynamics, learnable combinat
 The registry imports the representations the first time one is looked up; build them with
 :func:`create_representation`."""
 
-# Names re-exported lazily (PEP 562): importing the package loads no framework, so that a
-# config module under it stays light; the first use of a name imports its module.
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from yt8mkit.lazy import lazy_getattr
 
 _EXPORTS = {
     "Representation": "yt8mkit.features.base",
@@ -21,8 +18,5 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+# Lazy (yt8mkit/lazy.py): importing the package loads no framework.
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
