@@ -297,8 +297,9 @@ def test_the_real_server_on_a_free_port(model_path: Path):
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)
-    # uvicorn shuts down cleanly, then re-raises the signal: a shell's Ctrl-C exit.
-    assert server.returncode in (130, -signal.SIGINT), "".join(lines)
+    # uvicorn shuts down cleanly, then re-raises the signal: a shell's Ctrl-C exit; on a
+    # busy machine the signal can also land where uvicorn ends with 0 (seen once in CI).
+    assert server.returncode in (0, 130, -signal.SIGINT), "".join(lines)
     assert "Traceback" not in "".join(lines)
 
 
