@@ -309,49 +309,19 @@ def run_stack(
     """
     config = config or StackConfig()
     lock_run_dir(out_dir)
-    if not prediction_dirs:
-        raise Yt8mError("run_stack needs at least one first-level prediction set")
-    # Models in name order: LightGBM's trees depend on the column order, and the same
-    # members must give the same ensemble however they were listed.
-    prediction_dirs = dict(sorted(prediction_dirs.items()))
-    if test_prediction_dirs is not None:
-        test_prediction_dirs = dict(sorted(test_prediction_dirs.items()))
     out = Path(out_dir)
-    names = tuple(prediction_dirs)
-    sets = _open_inputs(prediction_dirs, store.num_videos, store.num_classes, "out-of-fold")
-    test_sets = None
-    if test_prediction_dirs is not None:
-        if set(test_prediction_dirs) != set(names):
-            raise Yt8mError(f"test predictions are for models {sorted(test_prediction_dirs)}, "
-                            f"out-of-fold ones for {sorted(names)}")
-        test_sets = _open_inputs(test_prediction_dirs, None, store.num_classes, "test")
-        sizes = {len(p) for p in test_sets.values()}
-        if len(sizes) != 1:
-            raise Yt8mError(f"test prediction sets cover different numbers of videos: {sizes}")
+    sets, test_sets = _open_members(prediction_dirs, test_prediction_dirs, store)
     _check_run_config(out, {
-        "inputs": {n: str(Path(p).resolve()) for n, p in prediction_dirs.items()},
+        "inputs": {n: str(Path(p).resolve()) for n, p in sorted(prediction_dirs.items())},
         "store": str(store.path.resolve()),
         "config": config.result_key(),
     })
     folds = store.folds()
     all_folds = fold_ids(folds)
-    layout = FeatureLayout(names, config.rank_features, config.context_features)
+    layout = FeatureLayout(tuple(sets), config.rank_features, config.context_features)
+    results, retrained = _train_folds(sets, store, folds, out, layout, config, progress)
 
-    results: list[FoldStack] = []
-    table: FeatureTable | None = None
-    for fold in all_folds:
-        fold_dir = out / f"fold{fold}"
-        if _fold_done(fold_dir):
-            results.append(_load_fold(fold_dir, fold))
-            continue
-        if table is None:
-            table = ensure_feature_table(sets, store, out / "features", layout, config, progress)
-        results.append(_train_fold(table, store, folds, fold, fold_dir, config, progress))
-    retrained = table is not None  # outputs assembled from the folds are stale then
-    del table
-    if not config.keep_features and (out / "features").exists():
-        shutil.rmtree(out / "features")
-
+    # Outputs assembled from the folds are stale when a fold was (re)trained.
     if retrained or not Predictions.exists(out / "oof"):
         oof = _assemble_oof(store, sets, out, all_folds, layout, config)
     else:
@@ -363,7 +333,60 @@ def run_stack(
                                  progress)
         else:
             test = Predictions(out / "test")
+    metrics = _stack_metrics(oof, sets, store, folds, results, config)
+    write_json(out / "metrics.json", metrics)
+    return StackResult(oof=oof, test=test, metrics=metrics, folds=results)
 
+
+def _open_members(
+    prediction_dirs: dict[str, str | os.PathLike[str]],
+    test_prediction_dirs: dict[str, str | os.PathLike[str]] | None, store: Store,
+) -> tuple[dict[str, Predictions], dict[str, Predictions] | None]:
+    """The members' out-of-fold (and test) prediction sets, checked against each other."""
+    if not prediction_dirs:
+        raise Yt8mError("run_stack needs at least one first-level prediction set")
+    # Models in name order: LightGBM's trees depend on the column order, and the same
+    # members must give the same ensemble however they were listed.
+    prediction_dirs = dict(sorted(prediction_dirs.items()))
+    names = tuple(prediction_dirs)
+    sets = _open_inputs(prediction_dirs, store.num_videos, store.num_classes, "out-of-fold")
+    if test_prediction_dirs is None:
+        return sets, None
+    test_prediction_dirs = dict(sorted(test_prediction_dirs.items()))
+    if set(test_prediction_dirs) != set(names):
+        raise Yt8mError(f"test predictions are for models {sorted(test_prediction_dirs)}, "
+                        f"out-of-fold ones for {sorted(names)}")
+    test_sets = _open_inputs(test_prediction_dirs, None, store.num_classes, "test")
+    sizes = {len(p) for p in test_sets.values()}
+    if len(sizes) != 1:
+        raise Yt8mError(f"test prediction sets cover different numbers of videos: {sizes}")
+    return sets, test_sets
+
+
+def _train_folds(sets: dict[str, Predictions], store: Store, folds: np.ndarray, out: Path,
+                 layout: FeatureLayout, config: StackConfig, progress: Progress | None,
+                 ) -> tuple[list[FoldStack], bool]:
+    """Every fold's LightGBM model (done ones read back); whether any was trained."""
+    results: list[FoldStack] = []
+    table: FeatureTable | None = None
+    for fold in fold_ids(folds):
+        fold_dir = out / f"fold{fold}"
+        if _fold_done(fold_dir):
+            results.append(_load_fold(fold_dir, fold))
+            continue
+        if table is None:
+            table = ensure_feature_table(sets, store, out / "features", layout, config, progress)
+        results.append(_train_fold(table, store, folds, fold, fold_dir, config, progress))
+    retrained = table is not None
+    del table
+    if not config.keep_features and (out / "features").exists():
+        shutil.rmtree(out / "features")
+    return results, retrained
+
+
+def _stack_metrics(oof: Predictions, sets: dict[str, Predictions], store: Store,
+                   folds: np.ndarray, results: list[FoldStack], config: StackConfig,
+                   ) -> dict[str, Any]:
     inputs_gap = {name: oof_gap(p, store) for name, p in sets.items()}
     best = max(inputs_gap, key=inputs_gap.__getitem__)
     metrics: dict[str, Any] = {
@@ -381,5 +404,4 @@ def run_stack(
         metrics["selection_gap"] = oof_gap(oof, store, rows=selected)
         metrics["inputs_selection_gap"] = {name: oof_gap(p, store, rows=selected)
                                            for name, p in sets.items()}
-    write_json(out / "metrics.json", metrics)
-    return StackResult(oof=oof, test=test, metrics=metrics, folds=results)
+    return metrics
