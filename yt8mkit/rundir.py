@@ -30,7 +30,7 @@ import yaml
 
 from yt8mkit.errors import Yt8mError
 from yt8mkit.locks import acquire
-from yt8mkit.outputs import OutputError
+from yt8mkit.outputs import OutputError, write_text_atomic
 
 if TYPE_CHECKING:
     from yt8mkit.data.predictions import Predictions, PredictionsWriter
@@ -67,12 +67,11 @@ def lock_run_dir(run_dir: str | os.PathLike[str]) -> None:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """``text`` into ``path`` through a temporary file and a rename: a reader (and a
-    resumed run) sees the old file or the whole new one, never a part."""
+    """``text`` into ``path`` through a scratch file and a rename
+    (``outputs.write_text_atomic``): a reader (and a resumed run) sees the old file or
+    the whole new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_text_atomic(path, text)
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
+from yt8mkit.baselines import frequency_prior
 from yt8mkit.data.folds import SELECTION, fold_ids, selection_rows
 from yt8mkit.data.predictions import Predictions, PredictionsWriter
 from yt8mkit.data.store import Store
@@ -96,13 +97,6 @@ def _lgb_params(config: StackConfig) -> dict:
     }
 
 
-def label_frequencies(store: Store, videos: np.ndarray) -> np.ndarray:
-    """Share of ``videos`` that carry each class, float32 (num_classes,)."""
-    positions = expand_rows(np.asarray(store.labels_indptr), videos)
-    counts = np.bincount(np.asarray(store.labels_indices)[positions], minlength=store.num_classes)
-    return (counts / max(len(videos), 1)).astype(np.float32)
-
-
 # What a fold's done.json vouches for.
 FOLD_OUTPUTS = ("model.txt", "label_freq.npy", "fit_videos.npy", "valid_videos.npy", "oof",
                 "oof_rows.npy")
@@ -165,7 +159,7 @@ def _train_fold(
     train_videos = np.flatnonzero((folds != fold) & (folds != SELECTION) & labelled)
     scored_videos = np.flatnonzero(folds == fold)
     fit_videos, valid_videos = _split_train(train_videos, config, fold)
-    freq = label_frequencies(store, train_videos)
+    freq = frequency_prior(store, train_videos)
     train_set = _dataset(table, fit_videos, freq, config)
     callbacks: list[Callable[..., Any]] = []
     valid_sets: list[lgb.Dataset] = []
