@@ -24,7 +24,7 @@ import torch
 from results_table import write_results
 
 from yt8mkit.data.folds import write_folds
-from yt8mkit.data.sources import open_or_ingest
+from yt8mkit.data.ingest import open_or_ingest
 from yt8mkit.rundir import prediction_gap
 from yt8mkit.train.config import TrainConfig
 from yt8mkit.train.run import predict_test, run_fold
