@@ -53,7 +53,7 @@ def ingest_embeddings(
     """Write the store ``out`` from Parquet files or NumPy arrays: the same store, checks,
     journal, lock and resume as ``ingest.ingest`` of TFRecords. ``on_units`` is told
     the number of units before any is read (a progress bar's total)."""
-    from yt8mkit.data.ingest import IngestStoppedError
+    from yt8mkit.data.ingest import write_chunks
 
     options = options or EmbeddingOptions()
     vocabulary = load_vocabulary(options.vocabulary) if options.vocabulary else None
@@ -78,28 +78,9 @@ def ingest_embeddings(
         writer = StoreWriter(out_path, [u.path for u in units], key, options.video_dtype,
                              lambda i: source.identity(units[i]).as_dict(),
                              skip_duplicates=options.skip_corrupt)
-        try:
-            start = writer.open(resume=options.resume)
-            workers = 1 if source.sequential else options.workers
-            for chunk in _in_order(work, units[start:], workers):
-                writer.check_chunk(chunk)
-                writer.append(chunk)
-                if progress is not None:
-                    progress(chunk.path, chunk.num_videos, writer.done_files)
-            return writer.finish(num_classes)
-        except BadInputError:
-            writer.abort(keep_partial=False)
-            raise
-        except OSError as err:
-            writer.abort(keep_partial=True)
-            where = f" ({err.filename})" if err.filename else ""
-            raise IngestStoppedError(
-                f"ingest into {out_path} stopped: {err.strerror or err}{where}. The units "
-                f"completed so far are kept; the same command resumes from there once the "
-                f"cause is fixed") from err
-        except BaseException:
-            writer.abort(keep_partial=True)
-            raise
+        workers = 1 if source.sequential else options.workers
+        return write_chunks(writer, lambda start: _in_order(work, units[start:], workers),
+                            options.resume, num_classes, out_path, "units", progress)
 
 
 def _in_order(work: Callable[[Unit], ShardChunk], units: Sequence[Unit],

@@ -166,25 +166,35 @@ def _ingest_locked(
 
     writer = StoreWriter(out_path, real_paths, key, config.video_dtype, identify,
                          skip_duplicates=config.skip_corrupt)
+    with _freed_memory_kept(), _one_torch_thread():
+        return write_chunks(
+            writer, lambda start: _decode_in_order(files[start:], options, config.workers),
+            config.resume, config.num_classes, out_path, "files", progress)
+
+
+def write_chunks(writer: StoreWriter, chunks_from: Callable[[int], Iterator[ShardChunk]],
+                 resume: bool, num_classes: int | None, out_path: Path, units: str,
+                 progress: Callable[[str, int, int], None] | None) -> StoreMeta:
+    """Open (or resume) ``writer``, append the checked chunks of the inputs from the first
+    one not yet complete, finish. A bad input leaves nothing; any other failure keeps
+    what is complete (the journal counts only whole inputs, ``units``) for a rerun."""
     try:
-        start = writer.open(resume=config.resume)
-        with _freed_memory_kept(), _one_torch_thread():
-            for chunk in _decode_in_order(files[start:], options, config.workers):
-                writer.check_chunk(chunk)
-                writer.append(chunk)
-                if progress is not None:
-                    progress(chunk.path, chunk.num_videos, writer.done_files)
-            return writer.finish(config.num_classes)
+        start = writer.open(resume=resume)
+        for chunk in chunks_from(start):
+            writer.check_chunk(chunk)
+            writer.append(chunk)
+            if progress is not None:
+                progress(chunk.path, chunk.num_videos, writer.done_files)
+        return writer.finish(num_classes)
     except BadInputError:
         writer.abort(keep_partial=False)
         raise
     except OSError as err:
-        # A full disk, a file size limit, an input gone: not the input's fault, so what
-        # is complete is kept (the journal counts only whole files) for a rerun.
+        # A full disk, a file size limit, an input gone: not the input's fault.
         writer.abort(keep_partial=True)
         where = f" ({err.filename})" if err.filename else ""
         raise IngestStoppedError(
-            f"ingest into {out_path} stopped: {err.strerror or err}{where}. The files "
+            f"ingest into {out_path} stopped: {err.strerror or err}{where}. The {units} "
             f"completed so far are kept; the same command resumes from there once the "
             f"cause is fixed"
         ) from err
