@@ -32,8 +32,8 @@ def read_run(run_dir: Path) -> RunInfo:
 
 
 def _model_dirs(run_dir: Path) -> list[tuple[str, Path]]:
-    """Directories that hold fold{k}/metrics.json: zoo models (pipeline or zoo run), and
-    distillation's students and final models."""
+    """Directories that hold fold{k}/metrics.json: zoo models (pipeline or zoo run, each
+    partition of a repeated one), and distillation's students and final models."""
     out = []
     for parent, prefix in ((run_dir / "zoo", ""), (run_dir, ""),
                            (run_dir / "distill" / "soft", "soft_"),
@@ -43,6 +43,10 @@ def _model_dirs(run_dir: Path) -> list[tuple[str, Path]]:
         for model_dir in sorted(p for p in parent.iterdir() if p.is_dir()):
             if any(model_dir.glob("fold*/metrics.json")):
                 out.append((prefix + model_dir.name, model_dir))
+            # A model trained over several fold partitions (train/repeats.py).
+            for repeat_dir in sorted(model_dir.glob("repeat*")):
+                if any(repeat_dir.glob("fold*/metrics.json")):
+                    out.append((f"{prefix}{model_dir.name}/{repeat_dir.name}", repeat_dir))
     return out
 
 

@@ -58,6 +58,27 @@ def assign_folds(ids: list[str], num_folds: int = 5, seed: int = 0,
     return folds
 
 
+def partition_folds(folds: np.ndarray, ids: list[str], partition: int, seed: int
+                    ) -> np.ndarray:
+    """Partition ``partition`` of the same videos into as many folds as ``folds`` (the
+    store's, dealt with ``seed``): 0 is ``folds`` itself; partition r re-deals the videos
+    outside the selection split with the key ``seed + r``, the split unchanged.
+
+    A model trained over several partitions (``TrainConfig.repeats``) predicts each
+    training video once a partition, every time by a model that did not train on it: the
+    mean is an out-of-fold prediction as leak-free as one partition's, and closer to the
+    mean of fold models the selection split and the test videos get."""
+    if partition == 0:
+        return folds
+    if len(ids) != len(folds):
+        raise ValueError(f"{len(ids)} ids for {len(folds)} videos' folds")
+    rest = np.flatnonzero(folds != SELECTION)
+    num_folds = len(fold_ids(folds))
+    out = np.full(len(folds), SELECTION, np.int8)
+    out[rest] = assign_folds([ids[i] for i in rest], num_folds, seed + partition)
+    return out
+
+
 def fold_ids(folds: np.ndarray) -> list[int]:
     """The cross-validation folds, without the selection split."""
     return sorted(int(f) for f in np.unique(folds) if f != SELECTION)

@@ -104,6 +104,12 @@ class DistillConfig(BaseModel):
                 TrainConfig.model_validate({**fields, "model": {"name": "student_mlp"}})
             except ValidationError as err:
                 raise key_path_error(where, err, TrainConfig) from None
+            for key in ("repeats", "partition"):
+                if key in fields:
+                    # The students and the final layer share the store's one partition:
+                    # the out-of-fold layer reads each video's features from its fold.
+                    raise KeyPathError(f"{where}.{key}", "a zoo model's setting; the "
+                                       "second level trains on the store's folds")
         for name, params in self.student_models():
             if params is not None and name == "student_mlp" and self.student_overrides:
                 try:

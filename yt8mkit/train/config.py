@@ -126,6 +126,17 @@ class TrainConfig(BaseModel):
     # store) to train on instead of the hard labels: the paper's "ResNetLike + soft
     # labels" as a first-level member. Epochs are still chosen against the hard labels.
     soft_labels: str | None = None
+    # Partitions of the training videos into folds the model is trained over (a zoo
+    # member's out-of-fold predictions are then the mean over them: data/folds.py,
+    # partition_folds); ``partition`` is the one a single run trains on (set per repeat).
+    repeats: int = Field(1, ge=1)
+    partition: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _one_partition_or_repeats(self) -> TrainConfig:
+        if self.repeats > 1 and self.partition:
+            raise ValueError("set repeats (every partition) or partition (one), not both")
+        return self
 
     @field_validator("soft_labels")
     @classmethod

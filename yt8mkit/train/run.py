@@ -22,7 +22,14 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from yt8mkit.data.folds import fold_ids, selection_rows, train_rows, write_folds
+from yt8mkit.data.folds import (
+    fold_ids,
+    folds_info,
+    partition_folds,
+    selection_rows,
+    train_rows,
+    write_folds,
+)
 from yt8mkit.data.predictions import Predictions, PredictionsWriter
 from yt8mkit.data.soft_targets import SoftLabels
 from yt8mkit.data.store import Store, StoreError
@@ -53,11 +60,17 @@ from yt8mkit.train.trainer import (
 FoldModelFactory = Callable[[int], nn.Module]
 
 
-def store_folds(store: Store) -> np.ndarray:
+def store_folds(store: Store, partition: int = 0) -> np.ndarray:
+    """The store's folds (written with the defaults when it has none), or another
+    partition of its videos into folds (``TrainConfig.partition``)."""
     try:
-        return store.folds()
+        folds = store.folds()
     except StoreError:
-        return write_folds(store)
+        folds = write_folds(store)
+    if partition == 0:
+        return folds
+    info = folds_info(store)
+    return partition_folds(folds, store.ids(), partition, info["seed"] if info else 0)
 
 
 # What a fold's done.json vouches for: its checkpoint and its held-out predictions.
@@ -196,8 +209,14 @@ def run_model(
     if test_store is not None and test_store.num_classes > store.num_classes:
         raise Yt8mError(f"test store has {test_store.num_classes} classes, "
                         f"training store {store.num_classes}")
+    if config.repeats > 1:
+        from yt8mkit.train.repeats import run_repeats
+
+        if model_factory is not None or targets is not None:
+            raise Yt8mError(f"{config.name}: repeats are for first-level models")
+        return run_repeats(config, store, out, test_store, folds_to_run, progress)
     check_run_config(out, config)
-    folds = store_folds(store)
+    folds = store_folds(store, config.partition)
     all_folds = fold_ids(folds)
     todo = all_folds if folds_to_run is None else sorted(folds_to_run)
     for fold in todo:

@@ -16,6 +16,7 @@ from yt8mkit.rundir import is_done, lock_run_dir, write_json
 from yt8mkit.train.cluster import JobResources, RayPool
 from yt8mkit.train.config import TrainConfig
 from yt8mkit.train.pool import Job, run_jobs
+from yt8mkit.train.repeats import repeat_units
 from yt8mkit.train.run import FOLD_OUTPUTS, check_run_config, run_fold, run_model, store_folds
 
 Backend = Literal["local", "ray"]
@@ -34,7 +35,7 @@ def _job(config: TrainConfig, store_path: str, fold: int, model_dir: str) -> dic
     """One (model, fold): self-contained so that it can run in another process or node."""
     store = Store(store_path)
     check_run_config(Path(model_dir), config)
-    return run_fold(config, store, store_folds(store), fold, Path(model_dir))
+    return run_fold(config, store, store_folds(store, config.partition), fold, Path(model_dir))
 
 
 def _is_done(model_dir: Path, fold: int) -> bool:
@@ -67,28 +68,37 @@ def run_zoo(
     store_of = {name: (stores or {}).get(name, store_path) for name in configs}
     folds = fold_ids(store_folds(store))
     result = ZooResult()
-    jobs = []
-    for name in configs:
-        for fold in folds:
-            if _is_done(out / name, fold):
-                result.skipped.append((name, fold))
-            else:
-                jobs.append((name, fold))
+    # A model trained over several partitions into folds (TrainConfig.repeats) is one
+    # unit a partition, named NAME/repeatR in jobs and failures; otherwise one, NAME.
+    units = {name: repeat_units(config, out / name) for name, config in configs.items()}
+    jobs: dict[tuple[str, int], tuple[TrainConfig, str, Path]] = {}
+    for name, model_units in units.items():
+        for unit_config, unit_dir in model_units:
+            label = str(unit_dir.relative_to(out))
+            for fold in folds:
+                if _is_done(unit_dir, fold):
+                    result.skipped.append((label, fold))
+                else:
+                    jobs[(label, fold)] = (unit_config, store_of[name], unit_dir)
     say(f"{len(jobs)} jobs to run, {len(result.skipped)} already done")
-    for name in dict.fromkeys(name for name, _ in jobs):
-        check_run_config(out / name, configs[name])  # once, before workers race on it
+    pending = {label.split("/")[0] for label, _ in jobs}  # a model's name has no "/"
+    for name in pending:  # once, before workers race on them
+        if configs[name].repeats > 1:
+            check_run_config(out / name, configs[name])
+        for unit_config, unit_dir in units[name]:
+            check_run_config(unit_dir, unit_config)
     with ExitStack() as stack:
         if cluster is None and backend == "ray" and jobs:
             cluster = stack.enter_context(
                 RayPool(out, sorted(set(store_of.values())), address, resources, say))
-        pool = run_jobs([Job((name, fold), _job, (configs[name], store_of[name], fold,
-                                                  str(out / name)))
-                         for name, fold in jobs], workers, retries, say, cluster)
+        pool = run_jobs([Job(key, _job, (unit_config, store_path, key[1], str(unit_dir)))
+                         for key, (unit_config, store_path, unit_dir) in jobs.items()],
+                        workers, retries, say, cluster)
     result.done.extend(pool.done)  # type: ignore[arg-type]
     result.failed.update(pool.failed)  # type: ignore[arg-type]
     _write_failures(out, result)
     for name, config in configs.items():
-        if all(_is_done(out / name, f) for f in folds):
+        if all(_is_done(unit_dir, f) for _, unit_dir in units[name] for f in folds):
             test_path = (test_stores or {}).get(name, test_store_path)
             result.metrics[name] = run_model(config, Store(store_of[name]), out / name,
                                              Store(test_path) if test_path else None)
