@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from yt8mkit.errors import Yt8mError
+from yt8mkit.metrics.topk import csr_entries
 
 
 class SoftLabelsMeta(BaseModel):
@@ -53,14 +54,9 @@ class SoftLabels:
     def dense(self, rows: np.ndarray | slice) -> np.ndarray:
         """float32 (len(rows), num_classes) targets of the given rows, in their order."""
         rows = np.arange(self.num_videos)[rows] if isinstance(rows, slice) else np.asarray(rows)
-        starts = np.asarray(self.indptr[rows], np.int64)
-        counts = np.asarray(self.indptr[rows + 1], np.int64) - starts
+        which, entries = csr_entries(self.indptr, rows)
         out = np.zeros((len(rows), self.num_classes), np.float32)
-        total = int(counts.sum())
-        if total:
-            which = np.repeat(np.arange(len(rows)), counts)
-            gather = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(total)
-            out[which, np.asarray(self.indices[gather])] = self.values[gather]
+        out[which, np.asarray(self.indices[entries])] = self.values[entries]
         return out
 
     def save(self, path: str | os.PathLike[str]) -> Path:

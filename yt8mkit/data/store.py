@@ -37,6 +37,7 @@ from yt8mkit.data.compact import compact_fixed, compact_ragged, duplicate_rows, 
 from yt8mkit.data.quantize import dequantize
 from yt8mkit.data.shard import ShardChunk
 from yt8mkit.errors import BadInputError, Yt8mError
+from yt8mkit.metrics.topk import csr_entries
 
 FORMAT_VERSION = 1
 META = "meta.json"
@@ -257,16 +258,9 @@ class Store:
 
     def labels_dense(self, rows: np.ndarray, dtype: type = np.float32) -> np.ndarray:
         """(len(rows), num_classes) 0/1 targets of the given rows."""
-        rows = np.asarray(rows)
-        starts = self.labels_indptr[rows]
-        counts = self.labels_indptr[rows + 1] - starts
+        which, entries = csr_entries(self.labels_indptr, rows)
         dense: np.ndarray = np.zeros((len(rows), self.num_classes), dtype)
-        if counts.sum():
-            which_row = np.repeat(np.arange(len(rows)), counts)
-            gather = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(
-                counts.sum()
-            )
-            dense[which_row, self.labels_indices[gather]] = 1
+        dense[which, self.labels_indices[entries]] = 1
         return dense
 
     def label_counts(self) -> np.ndarray:

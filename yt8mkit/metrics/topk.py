@@ -82,6 +82,19 @@ def map_parts(fn: Callable[[U], T], parts: Sequence[U], workers: int | None = No
         return list(pool.map(fn, parts))
 
 
+def csr_entries(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(position in ``rows``, entry index) of every stored entry of the CSR rows ``rows``,
+    row after row in the order of ``rows``: what scattering rows to a dense array or
+    gathering them into a new CSR matrix reads."""
+    rows = np.asarray(rows, np.int64)
+    starts = np.asarray(indptr[rows], np.int64)
+    counts = np.asarray(indptr[rows + 1], np.int64) - starts
+    which = np.repeat(np.arange(len(rows), dtype=np.int64), counts)
+    offsets = np.cumsum(counts) - counts  # where each row's entries begin in the output
+    entries = np.repeat(starts - offsets, counts) + np.arange(int(counts.sum()), dtype=np.int64)
+    return which, entries
+
+
 @dataclass(frozen=True, eq=False)
 class Labels:
     """Ground truth of n videos as CSR: video ``i`` has ``indices[indptr[i]:indptr[i+1]]``.
@@ -148,8 +161,8 @@ class Labels:
         counts = self.counts()[rows]
         indptr = np.zeros(len(rows) + 1, np.int64)
         np.cumsum(counts, out=indptr[1:])
-        starts = np.repeat(self.indptr[rows] - indptr[:-1], counts)
-        return Labels(indptr, self.indices[starts + np.arange(indptr[-1])], self.num_classes)
+        _, entries = csr_entries(self.indptr, rows)
+        return Labels(indptr, self.indices[entries], self.num_classes)
 
     def row_ids(self) -> np.ndarray:
         """Video of each stored index (int64, nondecreasing)."""
