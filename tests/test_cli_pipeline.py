@@ -118,6 +118,16 @@ def test_pipeline_resumes_without_redoing_stages(tmp_path: Path) -> None:
         second.skipped_stages)
     assert (tmp_path / "run" / "zoo" / "tiny" / "fold0" / "best.pt").stat().st_mtime_ns == stamp
     assert second.metrics["test"] == first.metrics["test"]
+    # The command's results as JSON on stdout (the run resumed: nothing recomputed).
+    config_file = tmp_path / "pipeline.yaml"
+    config_file.write_text(yaml.safe_dump(data))
+    printed = runner.invoke(app, ["pipeline", str(config_file), "--out",
+                                  str(tmp_path / "run"), "--json"])
+    assert printed.exit_code == 0, printed.output
+    summary = json.loads(printed.stdout)
+    assert summary["test"] == first.metrics["test"]
+    assert {"lightgbm_ensemble", "tiny"} <= {row["name"] for row in summary["models"]}
+    assert summary["submission"] == str(first.submission)
     assert Store(tmp_path / "run" / "store").num_videos == 300
     # How it runs is not what it computes: more workers resume the same run.
     data["workers"] = 2

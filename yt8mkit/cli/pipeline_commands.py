@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from yt8mkit.cli.app import SetOption, app, results
+from yt8mkit.cli.app import JsonOption, SetOption, app, print_json, results
 from yt8mkit.cli.progress import console
 from yt8mkit.cli.train_commands import Backend, print_table
 
@@ -17,15 +17,23 @@ if TYPE_CHECKING:
 
 
 def _run(config: PipelineConfig, out: Path, train: list[str] | None,
-         test: list[str] | None) -> None:
+         test: list[str] | None, as_json: bool = False) -> None:
+    from dataclasses import asdict
+
     from yt8mkit.cli.live import follow_run
     from yt8mkit.pipeline.run import run_pipeline
+    from yt8mkit.zoo.table import collect_rows
 
     # Every message goes to RUN/run.log, which the display follows.
     with follow_run(out, _stage_jobs(config)):
         result = run_pipeline(config, out, train, test)
-    print_table(out)
     test_metrics = result.metrics.get("test")
+    if as_json:
+        print_json({"run_dir": str(out), "models": [asdict(r) for r in collect_rows(out)],
+                    "submission": None if result.submission is None else str(result.submission),
+                    "test": test_metrics, "seconds": result.metrics["seconds"]})
+        return
+    print_table(out)
     if result.submission is not None:
         results.print(f"submission: {result.submission}", markup=False)
     if test_metrics:
@@ -68,6 +76,7 @@ def pipeline(
     address: Annotated[str | None, typer.Option(
         help="Ray cluster address (default: the config's `address`, RAY_ADDRESS, or a "
              "Ray started for the run).")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """ingest → folds → zoo → ... → submission → evaluate; resumes after an interruption."""
     from yt8mkit.pipeline.config import PipelineConfig
@@ -76,7 +85,7 @@ def pipeline(
     changes = {"workers": workers, "backend": backend.value if backend else None,
                "address": address}
     cfg = cfg.model_copy(update={k: v for k, v in changes.items() if v is not None})
-    _run(cfg, out or Path("runs") / cfg.name, train, test)
+    _run(cfg, out or Path("runs") / cfg.name, train, test, as_json)
 
 
 @app.command()
