@@ -95,8 +95,8 @@ def main() -> None:
         raise SystemExit(f"{args.config}: no distill section")
     began = time.perf_counter()
     configs = _lay_out(run, out, members, args.repeats)
-    before, after = open_run(run), open_run(out)
-    store, test = after.store, after.test_store
+    before = open_run(run)
+    store, test = before.store, before.test_store
     training = store.folds() >= 0
 
     def train_gap(path: Path) -> float:
@@ -106,6 +106,10 @@ def main() -> None:
                   report=print, workers=args.workers)
     if zoo.failed:
         raise SystemExit(f"failed jobs: {zoo.failed}")
+    # Opened once the repeated members are complete: the stack takes every member.
+    after = open_run(out)
+    if sorted(after.models) != sorted(before.models):
+        raise SystemExit(f"members {sorted(after.models)}, the run's {sorted(before.models)}")
     stacked = run_stack(after.prediction_dirs("oof"), store, out / "ensemble", after.stack,
                         after.prediction_dirs("test") if test else None)
     distilled = run_distill(store, stacked.oof, out / "distill", distill_config, test,
