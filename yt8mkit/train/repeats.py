@@ -106,6 +106,8 @@ def mean_of_sets(sets: Sequence[Predictions], out: Path, top_k: int) -> Predicti
     writer = PredictionsWriter(out, len(first), first.meta.num_classes, top_k)
     for start in range(0, len(first), _BLOCK):
         rows = np.arange(start, min(len(first), start + _BLOCK))
-        mean = sum(s.dense(rows) for s in sets) / len(sets)
-        writer.write_dense(rows, mean)
+        total = first.dense(rows)
+        for other in sets[1:]:
+            total += other.dense(rows)
+        writer.write_dense(rows, total / len(sets))
     return writer.close()
