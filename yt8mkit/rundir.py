@@ -194,3 +194,13 @@ def prediction_gap(predictions: Predictions, store: Store, rows: np.ndarray | No
                               np.asarray(predictions.scores[part], np.float32),
                               labels.take(part))
     return accumulator.gap()
+
+
+def finish_test_set(test: Predictions, test_store: Store, out: Path) -> dict[str, float]:
+    """A model's test predictions as its submission (``out/submission.csv``), and their
+    GAP@20 (``test_gap``) when the test videos are labelled."""
+    from yt8mkit.data.submission import write_submission
+
+    write_submission(out / "submission.csv", test_store.ids(), np.asarray(test.indices),
+                     np.asarray(test.scores, np.float32))
+    return {"test_gap": prediction_gap(test, test_store)} if test_store.has_labels else {}

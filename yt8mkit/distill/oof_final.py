@@ -38,10 +38,9 @@ from torch.nn import functional
 from yt8mkit.data.folds import fold_ids, selection_rows
 from yt8mkit.data.predictions import PredictionsWriter
 from yt8mkit.data.store import Store
-from yt8mkit.data.submission import write_submission
 from yt8mkit.distill.final_model import FinalModel
 from yt8mkit.metrics.gap import GapAccumulator
-from yt8mkit.rundir import prediction_gap, write_json
+from yt8mkit.rundir import finish_test_set, prediction_gap, write_json
 from yt8mkit.train.batches import TargetFn
 from yt8mkit.train.checkpoints import load_checkpoint, save_checkpoint
 from yt8mkit.train.config import TrainConfig
@@ -249,10 +248,7 @@ def run_oof_final(config: TrainConfig, store: Store, folds: np.ndarray, build: F
             test_writer.write_dense(np.arange(start, stop),
                                     _fold_mean(head, test_features, start, stop))
         test = test_writer.close()
-        write_submission(out / "submission.csv", test_store.ids(), np.asarray(test.indices),
-                         np.asarray(test.scores, np.float32))
-        if test_store.has_labels:
-            metrics["test_gap"] = prediction_gap(test, test_store)
+        metrics.update(finish_test_set(test, test_store, out))
     write_json(final, metrics)
     return metrics
 

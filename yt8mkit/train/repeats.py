@@ -23,8 +23,7 @@ import numpy as np
 from yt8mkit.data.folds import selection_rows
 from yt8mkit.data.predictions import Predictions, PredictionsWriter
 from yt8mkit.data.store import Store
-from yt8mkit.data.submission import write_submission
-from yt8mkit.rundir import lock_run_dir, prediction_gap, write_json
+from yt8mkit.rundir import finish_test_set, lock_run_dir, prediction_gap, write_json
 from yt8mkit.train.config import TrainConfig
 
 # Videos averaged at a time: (block, classes) float32 arrays, one a partition.
@@ -86,10 +85,7 @@ def run_repeats(
     if test_store is not None:
         test = mean_of_sets([Predictions(d / "test") for _, d in repeat_units(config, out)],
                             out / "test", config.top_k)
-        write_submission(out / "submission.csv", test_store.ids(), np.asarray(test.indices),
-                         np.asarray(test.scores, np.float32))
-        if test_store.has_labels:
-            metrics["test_gap"] = prediction_gap(test, test_store)
+        metrics.update(finish_test_set(test, test_store, out))
     write_json(final, metrics)
     return metrics
 

@@ -33,10 +33,10 @@ from yt8mkit.data.folds import (
 from yt8mkit.data.predictions import Predictions, PredictionsWriter
 from yt8mkit.data.soft_targets import SoftLabels
 from yt8mkit.data.store import Store, StoreError
-from yt8mkit.data.submission import write_submission
 from yt8mkit.errors import Yt8mError
 from yt8mkit.rundir import (
     assemble_folds,
+    finish_test_set,
     guard_config,
     is_done,
     lock_run_dir,
@@ -265,8 +265,5 @@ def _complete(config: TrainConfig, store: Store, folds: np.ndarray, out: Path,
     metrics["test_predictions"] = test_store is not None
     if test_store is not None:
         test = predict_test(config, store, test_store, out, all_folds, model_factory)
-        write_submission(out / "submission.csv", test_store.ids(), np.asarray(test.indices),
-                         np.asarray(test.scores, np.float32))
-        if test_store.has_labels:
-            metrics["test_gap"] = prediction_gap(test, test_store)
+        metrics.update(finish_test_set(test, test_store, out))
     return metrics
