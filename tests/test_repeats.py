@@ -5,17 +5,21 @@ of the partitions' models that never trained on it, and the run resumes after a 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from tests.conftest import build_synthetic_store
+from tests.test_stage_kills import _finish, _kill_when, _same_predictions
 from yt8mkit.data.folds import SELECTION, assign_folds, fold_ids, partition_folds, write_folds
 from yt8mkit.data.predictions import Predictions
 from yt8mkit.data.store import Store
 from yt8mkit.distill.config import DistillConfig
+from yt8mkit.errors import Yt8mError
 from yt8mkit.pipeline.layout import _complete_models
 from yt8mkit.train.config import TrainConfig
 from yt8mkit.train.run import store_folds
@@ -96,30 +100,26 @@ def test_a_repeated_model_predicts_each_video_by_the_mean_of_models_that_never_s
 def test_a_killed_repeated_zoo_resumes_to_the_outputs_of_an_uninterrupted_one(
     split_store: tuple[Path, Path], tmp_path: Path
 ) -> None:
+    """SIGKILL of a real `yt8m zoo` in the second partition, then the same command again."""
     store_path, test_path = split_store
+    zoo_file = tmp_path / "zoo.yaml"
+    zoo_file.write_text(yaml.safe_dump({"name": "repeated", "defaults": DEFAULTS,
+                                        "models": REPEATED}))
 
-    class Killed(BaseException):
-        pass
+    def args(run: str) -> list[str]:
+        return ["zoo", str(zoo_file), "--store", str(store_path), "--test-store",
+                str(test_path), "--out", str(tmp_path / run)]
 
-    def kill_in_the_second_partition(message: str) -> None:
-        if message.startswith("done") and len(list(tmp_path.glob(
-                "killed/logistic/repeat1/fold*/done.json"))) == 2:
-            raise Killed
-
-    with pytest.raises(Killed):
-        run_zoo(_configs(), str(store_path), tmp_path / "killed", str(test_path),
-                report=kill_in_the_second_partition)
+    _finish(*args("whole"))
+    _kill_when(tmp_path / "killed", "logistic/repeat1/fold*/done.json", 2, *args("killed"))
     assert not (tmp_path / "killed" / "logistic" / "oof").exists()
-    messages: list[str] = []
-    run_zoo(_configs(), str(store_path), tmp_path / "killed", str(test_path),
-            report=messages.append)
-    assert "3 jobs to run, 7 already done" in messages
-    run_zoo(_configs(), str(store_path), tmp_path / "whole", str(test_path))
+    _finish(*args("killed"))
     for part in ("oof", "test"):
-        resumed, whole = (Predictions(tmp_path / run / "logistic" / part)
-                          for run in ("killed", "whole"))
-        np.testing.assert_array_equal(np.asarray(resumed.indices), np.asarray(whole.indices))
-        np.testing.assert_array_equal(np.asarray(resumed.scores), np.asarray(whole.scores))
+        _same_predictions(tmp_path / "killed" / "logistic" / part,
+                          tmp_path / "whole" / "logistic" / part)
+    resumed = json.loads((tmp_path / "killed" / "logistic" / "metrics.json").read_text())
+    whole = json.loads((tmp_path / "whole" / "logistic" / "metrics.json").read_text())
+    assert resumed["test_gap"] == whole["test_gap"]
 
 
 def test_repeats_are_a_first_level_setting() -> None:
@@ -129,3 +129,29 @@ def test_repeats_are_a_first_level_setting() -> None:
     with pytest.raises(ValidationError, match=r"students\.0\.train\.repeats"):
         DistillConfig.model_validate({"students": [{"model": "student_mlp",
                                                     "train": {"repeats": 2}}]})
+
+
+def test_yt8m_train_runs_every_partition_and_says_so(
+    split_store: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from yt8mkit.cli.main import app
+    from yt8mkit.train.run import run_model
+
+    config = tmp_path / "logistic.yaml"
+    config.write_text(yaml.safe_dump({"model": {"name": "logistic"}, **DEFAULTS}))
+    store_path, test_path = split_store
+    result = CliRunner().invoke(app, ["train", str(config), "--store", str(store_path),
+                                      "--test-store", str(test_path), "--out",
+                                      str(tmp_path / "run"), "--set", "repeats=2"])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert printed["repeats"] == 2 and printed["folds_trained"] == [0, 1, 2, 3, 4]
+    assert 0 < printed["test_gap"] < 1
+    assert all((tmp_path / "run" / f"repeat{r}" / "fold4" / "done.json").is_file()
+               for r in range(2))
+    # The single-partition entry point refuses a repeated model rather than train one part.
+    repeated = TrainConfig.model_validate({"model": {"name": "logistic"}, "repeats": 2})
+    with pytest.raises(Yt8mError, match="run_partitions"):
+        run_model(repeated, Store(store_path), tmp_path / "other")

@@ -68,7 +68,7 @@ def train(
     With --folds, only those folds train; the out-of-fold set, the test predictions and
     the submission come once every fold of the store is done."""
     from yt8mkit.train.config import TrainConfig
-    from yt8mkit.train.run import run_model
+    from yt8mkit.train.repeats import run_partitions
     from yt8mkit.train.runlog import RunLog
 
     if not store:
@@ -95,15 +95,17 @@ def train(
                 )
 
         with RunLog(run_dir).active(f"train {cfg.name}"):  # epochs go to run.log
-            metrics = run_model(cfg, train_store, run_dir, test, chosen, show)
-    trained = [f["fold"] for f in metrics.get("folds", [])]
+            metrics = run_partitions(cfg, train_store, run_dir, test, chosen, show)
+    # A model over several partitions (repeats) reports each partition's folds.
+    parts = metrics.get("partitions", [metrics])
+    trained = sorted({f["fold"] for part in parts for f in part.get("folds", [])})
     if "oof_gap" not in metrics:
         # Said, not left to be guessed from a missing file.
         console.print(
             f"trained fold(s) {trained}; the out-of-fold GAP, the test predictions and the "
             f"submission need every fold of the store: not written (train the others with "
             f"--folds, then rerun with --folds all)", markup=False)
-    print_json({k: v for k, v in metrics.items() if k != "folds"}
+    print_json({k: v for k, v in metrics.items() if k not in ("folds", "partitions")}
                | {"folds_trained": trained, "run_dir": str(run_dir)})
 
 

@@ -42,6 +42,20 @@ def repeat_units(config: TrainConfig, out: Path) -> list[tuple[TrainConfig, Path
     return [(repeat_config(config, r), out / f"repeat{r}") for r in range(config.repeats)]
 
 
+def run_partitions(
+    config: TrainConfig, store: Store, out: Path, test_store: Store | None = None,
+    folds_to_run: Sequence[int] | None = None,
+    progress: Callable[[str, dict], None] | None = None,
+) -> dict:
+    """A first-level model's run: ``run_model`` for one partition, ``run_repeats`` for
+    several."""
+    from yt8mkit.train.run import run_model
+
+    if config.repeats == 1:
+        return run_model(config, store, out, test_store, folds_to_run, progress)
+    return run_repeats(config, store, out, test_store, folds_to_run, progress)
+
+
 def run_repeats(
     config: TrainConfig, store: Store, out: Path, test_store: Store | None = None,
     folds_to_run: Sequence[int] | None = None,

@@ -210,11 +210,9 @@ def run_model(
         raise Yt8mError(f"test store has {test_store.num_classes} classes, "
                         f"training store {store.num_classes}")
     if config.repeats > 1:
-        from yt8mkit.train.repeats import run_repeats
-
-        if model_factory is not None or targets is not None:
-            raise Yt8mError(f"{config.name}: repeats are for first-level models")
-        return run_repeats(config, store, out, test_store, folds_to_run, progress)
+        # One partition's run would pass for the model's: train/repeats.py runs them all.
+        raise Yt8mError(f"{config.name}: repeats {config.repeats}: run it with "
+                        f"train.repeats.run_partitions")
     check_run_config(out, config)
     folds = store_folds(store, config.partition)
     all_folds = fold_ids(folds)

@@ -16,8 +16,8 @@ from yt8mkit.rundir import is_done, lock_run_dir, write_json
 from yt8mkit.train.cluster import JobResources, RayPool
 from yt8mkit.train.config import TrainConfig
 from yt8mkit.train.pool import Job, run_jobs
-from yt8mkit.train.repeats import repeat_units
-from yt8mkit.train.run import FOLD_OUTPUTS, check_run_config, run_fold, run_model, store_folds
+from yt8mkit.train.repeats import repeat_units, run_partitions
+from yt8mkit.train.run import FOLD_OUTPUTS, check_run_config, run_fold, store_folds
 
 Backend = Literal["local", "ray"]
 Report = Callable[[str], None]
@@ -100,7 +100,7 @@ def run_zoo(
     for name, config in configs.items():
         if all(_is_done(unit_dir, f) for _, unit_dir in units[name] for f in folds):
             test_path = (test_stores or {}).get(name, test_store_path)
-            result.metrics[name] = run_model(config, Store(store_of[name]), out / name,
+            result.metrics[name] = run_partitions(config, Store(store_of[name]), out / name,
                                              Store(test_path) if test_path else None)
     return result
 
