@@ -8,9 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 
 from yt8mkit.data.embeddings import (
     EmbeddingOptions,
@@ -21,6 +19,7 @@ from yt8mkit.data.embeddings import (
     names_index,
     to_chunk,
 )
+from yt8mkit.data.ingest import map_in_order, write_chunks
 from yt8mkit.data.shard import ShardChunk
 from yt8mkit.data.store import StoreMeta, StoreWriter, is_store_dir
 from yt8mkit.data.vocabulary import Vocabulary, load_vocabulary
@@ -53,8 +52,6 @@ def ingest_embeddings(
     """Write the store ``out`` from Parquet files or NumPy arrays: the same store, checks,
     journal, lock and resume as ``ingest.ingest`` of TFRecords. ``on_units`` is told
     the number of units before any is read (a progress bar's total)."""
-    from yt8mkit.data.ingest import write_chunks
-
     options = options or EmbeddingOptions()
     vocabulary = load_vocabulary(options.vocabulary) if options.vocabulary else None
     source = open_source(sources, options, vocabulary)
@@ -85,27 +82,7 @@ def ingest_embeddings(
 
 def _in_order(work: Callable[[Unit], ShardChunk], units: Sequence[Unit],
               workers: int) -> Iterator[ShardChunk]:
-    """``work`` of each unit, in order, on up to ``workers`` threads (pyarrow and numpy
-    release the GIL), at most ``workers + 1`` units decoded or waiting at a time: a unit
-    can be a large row group, so fewer than TFRecord ingest's ``2 * workers``."""
-    if workers <= 1 or len(units) <= 1:
-        for unit in units:
-            yield work(unit)
-        return
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending: deque[Future[ShardChunk]] = deque()
-        queue = iter(units)
-        for unit in queue:
-            pending.append(pool.submit(work, unit))
-            if len(pending) > workers:
-                break
-        try:
-            while pending:
-                chunk = pending.popleft().result()
-                nxt = next(queue, None)
-                if nxt is not None:
-                    pending.append(pool.submit(work, nxt))
-                yield chunk
-        finally:
-            for future in pending:
-                future.cancel()
+    """``work`` of each unit, in order, at most ``workers + 1`` units decoded or waiting
+    at a time (pyarrow and numpy release the GIL): a unit can be a large row group, so
+    fewer than TFRecord ingest's ``2 * workers``."""
+    return map_in_order(work, units, workers, workers + 1)

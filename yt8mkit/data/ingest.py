@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -38,6 +39,8 @@ from yt8mkit.data.tfrecord import file_identity
 from yt8mkit.errors import BadInputError, Yt8mError
 from yt8mkit.locks import exclusive, store_lock_file
 from yt8mkit.outputs import check_out_dir
+
+T = TypeVar("T")
 
 
 class IngestStoppedError(Yt8mError):
@@ -206,16 +209,22 @@ def write_chunks(writer: StoreWriter, chunks_from: Callable[[int], Iterator[Shar
 def _decode_in_order(
     files: Sequence[str], options: ShardOptions, workers: int
 ) -> Iterator[ShardChunk]:
-    if workers <= 1 or len(files) <= 1:
-        for path in files:
-            yield read_shard(path, options)
+    return map_in_order(lambda path: read_shard(path, options), files, workers, 2 * workers)
+
+
+def map_in_order(work: Callable[[T], ShardChunk], items: Sequence[T], workers: int,
+                 window: int) -> Iterator[ShardChunk]:
+    """``work`` of each item, in the items' order, on up to ``workers`` threads (the
+    decoders release the GIL), at most ``window`` items decoded or waiting at a time."""
+    if workers <= 1 or len(items) <= 1:
+        for item in items:
+            yield work(item)
         return
-    window = 2 * workers
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: deque[Future[ShardChunk]] = deque()
-        queue = iter(files)
-        for path in queue:
-            pending.append(pool.submit(read_shard, path, options))
+        queue = iter(items)
+        for item in queue:
+            pending.append(pool.submit(work, item))
             if len(pending) >= window:
                 break
         try:
@@ -223,7 +232,7 @@ def _decode_in_order(
                 chunk = pending.popleft().result()
                 nxt = next(queue, None)
                 if nxt is not None:
-                    pending.append(pool.submit(read_shard, nxt, options))
+                    pending.append(pool.submit(work, nxt))
                 yield chunk
         finally:
             for future in pending:
