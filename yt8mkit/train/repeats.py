@@ -25,6 +25,7 @@ from yt8mkit.data.predictions import Predictions, PredictionsWriter
 from yt8mkit.data.store import Store
 from yt8mkit.rundir import finish_test_set, lock_run_dir, prediction_gap, write_json
 from yt8mkit.train.config import TrainConfig
+from yt8mkit.train.run import check_run_config, run_model, store_folds
 
 # Videos averaged at a time: (block, classes) float32 arrays, one a partition.
 _BLOCK = 4096
@@ -49,8 +50,6 @@ def run_partitions(
 ) -> dict:
     """A first-level model's run: ``run_model`` for one partition, ``run_repeats`` for
     several."""
-    from yt8mkit.train.run import run_model
-
     if config.repeats == 1:
         return run_model(config, store, out, test_store, folds_to_run, progress)
     return run_repeats(config, store, out, test_store, folds_to_run, progress)
@@ -63,8 +62,6 @@ def run_repeats(
 ) -> dict:
     """Every partition's run (finished folds skipped), then, once all are complete, the
     mean prediction sets and the model's metrics."""
-    from yt8mkit.train.run import check_run_config, run_model, store_folds
-
     lock_run_dir(out)
     check_run_config(out, config)
     parts = [run_model(c, store, d, test_store, folds_to_run, progress)

@@ -81,8 +81,8 @@ def run_zoo(
                 else:
                     jobs[(label, fold)] = (unit_config, store_of[name], unit_dir)
     say(f"{len(jobs)} jobs to run, {len(result.skipped)} already done")
-    pending = {label.split("/")[0] for label, _ in jobs}  # a model's name has no "/"
-    for name in pending:  # once, before workers race on them
+    for name in dict.fromkeys(unit_config.name for unit_config, _, _ in jobs.values()):
+        # Once, before workers race on them.
         if configs[name].repeats > 1:
             check_run_config(out / name, configs[name])
         for unit_config, unit_dir in units[name]:
