@@ -142,12 +142,18 @@ def main() -> None:
                 rows.append([f"{label}, {source} teacher", "—",
                              f"{m['selection_gap']:.4f}",
                              f"{m['test_gap']:.4f}" if "test_gap" in m else ""])
+    # Training time of the partitions added (each fold's, single-threaded, added up).
+    added = {name: sum(f["seconds"] for part in zoo.metrics[name]["partitions"][1:]
+                       for f in part["folds"]) for name in members}
+    report["added_training_seconds"] = added
     report["rows"] = rows
     write_results(args.results, report,
                   ["model", "out-of-fold GAP@20 (training videos)", "selection GAP@20",
                    "held-out GAP@20"], rows,
                   [f"\n{args.repeats} partitions of {', '.join(members)}; the other members "
-                   f"and the students' recipe as in the run; {seconds:.0f} s "
+                   f"and the students' recipe as in the run; training of the added "
+                   f"partitions: " + ", ".join(f"{n} {s:.0f} s" for n, s in added.items())
+                   + f"; this call {seconds:.0f} s "
                    f"(`.venv/bin/python bench/bench_repeats.py`)."])
 
 
